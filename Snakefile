@@ -1,0 +1,31 @@
+# catclean: clean galaxy catalogs from large sky surveys.
+# Thin top level: config, schema validation, rule includes, `rule all`.
+# Run:  snakemake --cores all   (default: offline synthetic sky; see README.md)
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/hosts.smk"
+include: "workflow/rules/catalogs.smk"
+include: "workflow/rules/cuts.smk"
+include: "workflow/rules/cutouts.smk"
+include: "workflow/rules/shreds.smk"
+include: "workflow/rules/blends.smk"
+include: "workflow/rules/qa.smk"
+include: "workflow/rules/assemble.smk"
+include: "workflow/rules/report.smk"
+
+
+localrules:
+    all,
+
+
+rule all:
+    input:
+        all_targets,
+    default_target: True

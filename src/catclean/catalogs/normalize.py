@@ -1,0 +1,190 @@
+"""Native survey columns -> the common schema (:mod:`.schema`).
+
+One function per survey; the same code serves synthetic and live data because the
+synthetic provider writes the real native columns. Magnitudes are extinction-corrected
+AB; sizes are r-band half-light radii in arcsec.
+
+Survey mappings (documented also in ``src/catclean/cuts/cuts.yaml``):
+
+========= ============================== ============================ =========================
+quantity  Legacy DR9 (Tractor)           SDSS DR17 (PhotoObj)         PS1 DR2 (stack)
+========= ============================== ============================ =========================
+mag_b     22.5 - 2.5 log10(flux_b /      petroMag_b - extinction_b    bKronMag - R_b E(B-V)
+          mw_transmission_b)
+r_eff     shape_r                        petroR50_r                   rmomentRH
+point src type == PSF                    type == 6 (STAR)             rPSFMag - rKronMag < 0.05
+E(B-V)    ebv                            extinction_r / 2.285         ebv (added by provider)
+========= ============================== ============================ =========================
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .schema import BANDS, NATIVE_COLUMNS, PREFIX
+
+LN10 = np.log(10.0)
+PS1_R = {"g": 3.172, "r": 2.271, "z": 1.217}  # Schlafly & Finkbeiner 2011, PS1 filters
+SDSS_R_r = 2.285
+
+
+def _mag_from_flux(flux):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(flux > 0, 22.5 - 2.5 * np.log10(flux), np.nan)
+
+
+def _flux_from_mag(mag):
+    return np.where(np.isfinite(mag), 10 ** (-0.4 * (mag - 22.5)), np.nan)
+
+
+def _legacy(df: pd.DataFrame) -> dict:
+    out = {"native_id": df["ls_id"].astype("int64").astype(str),
+           "ra": df["ra"], "dec": df["dec"], "ebv": df["ebv"],
+           "morph_type": df["type"].astype(str),
+           "is_point_source": df["type"].astype(str).str.strip() == "PSF",
+           "r_eff": df["shape_r"].astype(float),
+           "r_eff_err": np.where(df["shape_r_ivar"] > 0, 1 / np.sqrt(df["shape_r_ivar"]),
+                                 np.nan),
+           "fracflux_r": df["fracflux_r"].astype(float)}
+    for b in BANDS:
+        trans = df[f"mw_transmission_{b}"].to_numpy(float)
+        flux = df[f"flux_{b}"].to_numpy(float) / trans
+        ivar = df[f"flux_ivar_{b}"].to_numpy(float) * trans**2
+        out[f"flux_{b}"], out[f"flux_ivar_{b}"] = flux, ivar
+    return out
+
+
+def _sdss(df: pd.DataFrame) -> dict:
+    out = {"native_id": df["objID"].astype("int64").astype(str),
+           "ra": df["ra"], "dec": df["dec"],
+           "ebv": df["extinction_r"].astype(float) / SDSS_R_r,
+           "morph_type": np.where(df["type"] == 6, "STAR", np.where(df["type"] == 3, "GALAXY",
+                                                                     "OTHER")),
+           "is_point_source": df["type"] == 6,
+           "r_eff": df["petroR50_r"].astype(float), "r_eff_err": np.nan,
+           "fracflux_r": np.nan}
+    for b in BANDS:
+        raw = df[f"petroMag_{b}"].to_numpy(float)
+        err = df[f"petroMagErr_{b}"].to_numpy(float)
+        bad = (raw < -100) | (err < 0) | ~np.isfinite(raw)
+        mag = np.where(bad, np.nan, raw - df[f"extinction_{b}"].to_numpy(float))
+        flux = _flux_from_mag(mag)
+        sig = flux * np.where(bad, np.nan, err) / 1.0857
+        out[f"flux_{b}"] = flux
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[f"flux_ivar_{b}"] = np.where(sig > 0, 1 / sig**2, 0.0)
+    return out
+
+
+def _ps1(df: pd.DataFrame) -> dict:
+    ebv = df["ebv"].astype(float) if "ebv" in df else pd.Series(0.0, index=df.index)
+    psf_minus_kron = df["rPSFMag"].astype(float) - df["rKronMag"].astype(float)
+    out = {"native_id": df["objID"].astype("int64").astype(str),
+           "ra": df["raStack"], "dec": df["decStack"], "ebv": ebv,
+           "morph_type": np.where(psf_minus_kron < 0.05, "PSF", "EXTENDED"),
+           "is_point_source": psf_minus_kron < 0.05,
+           "r_eff": df["rmomentRH"].astype(float), "r_eff_err": np.nan,
+           "fracflux_r": np.nan}
+    for b in BANDS:
+        raw = df[f"{b}KronMag"].to_numpy(float)
+        err = df[f"{b}KronMagErr"].to_numpy(float)
+        bad = (raw < -100) | (err < 0) | ~np.isfinite(raw)
+        mag = np.where(bad, np.nan, raw - PS1_R[b] * ebv.to_numpy())
+        flux = _flux_from_mag(mag)
+        sig = flux * np.where(bad, np.nan, err) / 1.0857
+        out[f"flux_{b}"] = flux
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[f"flux_ivar_{b}"] = np.where(sig > 0, 1 / sig**2, 0.0)
+    return out
+
+
+MAPPERS = {"legacy": _legacy, "sdss": _sdss, "ps1": _ps1}
+
+
+def nearest_neighbours(ra, dec, flux_r) -> tuple[np.ndarray, np.ndarray]:
+    """Separation (arcsec) to the nearest other source and its r-flux ratio to ours."""
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord, match_coordinates_sky
+
+    n = len(ra)
+    if n < 2:
+        return np.full(n, np.nan), np.full(n, np.nan)
+    c = SkyCoord(np.asarray(ra) * u.deg, np.asarray(dec) * u.deg)
+    idx, sep, _ = match_coordinates_sky(c, c, nthneighbor=2)
+    f = np.asarray(flux_r, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(f > 0, f[idx] / f, np.nan)
+    return sep.arcsec, ratio
+
+
+def normalize(native: pd.DataFrame, survey: str, release: str, nside: int) -> pd.DataFrame:
+    """Map a native catalog of ``survey`` to the common schema.
+
+    Parameters
+    ----------
+    native : pandas.DataFrame
+        The survey's native columns (see :data:`~catclean.catalogs.schema.NATIVE_COLUMNS`),
+        optionally with ``truth_*`` columns.
+    survey, release : str
+    nside : int
+        HEALPix nside of the partitioning (nested).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Common columns followed by the prefixed native columns; one row per input row, in
+        input order.
+    """
+    from astropy_healpix import HEALPix
+    from astropy import units as u
+
+    if survey not in MAPPERS:
+        raise ValueError(f"unknown survey {survey!r}; known: {sorted(MAPPERS)}")
+    missing = [c for c in NATIVE_COLUMNS[survey] if c not in native.columns]
+    if missing and len(native) == 0:  # an empty query result: an empty partition
+        native = native.reindex(columns=[*native.columns, *missing])
+        missing = []
+    if missing:
+        raise ValueError(f"{survey} catalog lacks native columns {missing}")
+    native = native.reset_index(drop=True)
+    m = MAPPERS[survey](native)
+    out = pd.DataFrame({k: (v.to_numpy() if isinstance(v, pd.Series) else v)
+                        for k, v in m.items()}, index=native.index)
+    for b in BANDS:
+        flux, ivar = out[f"flux_{b}"].to_numpy(float), out[f"flux_ivar_{b}"].to_numpy(float)
+        out[f"mag_{b}"] = _mag_from_flux(flux)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[f"magerr_{b}"] = np.where((flux > 0) & (ivar > 0),
+                                          1.0857 / (flux * np.sqrt(ivar)), np.nan)
+    r, re = out["mag_r"].to_numpy(float), out["r_eff"].to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["mu_eff"] = np.where(re > 0, r + 2.5 * np.log10(2 * np.pi * re**2), np.nan)
+        re_err = out["r_eff_err"].to_numpy(float)
+        re_term = np.where(np.isfinite(re_err) & (re > 0), 5 / LN10 * re_err / re, 0.0)
+    out["sigma_mu"] = np.sqrt(out["magerr_r"] ** 2 + re_term**2)
+    out["gr"] = out["mag_g"] - out["mag_r"]
+    out["sigma_gr"] = np.sqrt(out["magerr_g"] ** 2 + out["magerr_r"] ** 2)
+    out = out.drop(columns=["r_eff_err"])
+    out.insert(0, "source_id", [f"{survey}:{release}:{i}" for i in out["native_id"]])
+    out.insert(1, "survey", survey)
+    out.insert(2, "release", release)
+    hp = HEALPix(nside=nside, order="nested")
+    out["hpx"] = hp.lonlat_to_healpix(out["ra"].to_numpy(float) * u.deg,
+                                      out["dec"].to_numpy(float) * u.deg).astype("int64") \
+        if len(out) else np.zeros(0, dtype="int64")
+    out["nn_sep_arcsec"], out["nn_flux_ratio"] = nearest_neighbours(
+        out["ra"], out["dec"], out["flux_r"])
+    for col, dtype in (("truth_label", "str"), ("truth_id", "Int64"), ("truth_kind", "str"),
+                       ("truth_frac", "float64"), ("field_nsaid", "Int64")):
+        out[col] = native[col].astype(dtype) if col in native else pd.Series(
+            pd.NA, index=out.index, dtype="string" if dtype == "str" else dtype)
+    out["is_point_source"] = out["is_point_source"].astype(bool)
+    out["morph_type"] = out["morph_type"].astype(str)
+    if out["source_id"].duplicated().any():
+        dup = out.loc[out["source_id"].duplicated(), "source_id"].iloc[0]
+        raise ValueError(f"{survey} catalog has duplicate object ids (e.g. {dup})")
+    prefixed = native[NATIVE_COLUMNS[survey]].add_prefix(PREFIX[survey])
+    from .schema import COMMON_COLUMNS
+
+    return pd.concat([out[COMMON_COLUMNS], prefixed], axis=1)

@@ -1,0 +1,186 @@
+"""The three deep models of paper 000 (Sec. 3.3, Fig. 9), Keras 3 on TensorFlow.
+
+* M1: the representative image (Input-1: n_clusters stamps of 25x25) through a CNN
+  (paper: five convolutional layers), flattened, a fully connected layer, softmax over
+  the five classes.
+* M2: the per-cluster counts (Input-2) through fully connected layers only.
+* M3: the CNN output of M1 concatenated with Input-2, then fully connected layers.
+
+The CNN is applied to each stamp with shared weights (``TimeDistributed``) and the
+per-stamp embeddings are concatenated in cluster order: the stamp of cluster k always
+sits at position k, as in the paper's representative image. All kernels carry an L2
+weight decay (Sec. 3.3). ReLU everywhere, softmax output, Adam, early stopping on the
+validation loss.
+
+Per-CCD probabilities are combined into per-exposure probabilities by
+:func:`combine_ccds`: the mean of the log-probabilities over the live CCDs, renormalised
+with a softmax (a product-of-experts, i.e. CCDs treated as independent evidence,
+tempered by the number of CCDs).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import CLASSES
+
+
+@dataclass
+class ModelConfig:
+    """Architecture and training parameters (keys of ``qa.models``).
+
+    ``conv_filters``/``pool_after`` define the per-stamp CNN; the paper-size preset uses
+    five conv layers (32, 32, 64, 64, 128) and a 256-unit dense layer.
+    """
+
+    conv_filters: list = field(default_factory=lambda: [8, 16, 16])
+    pool_after: list = field(default_factory=lambda: [0, 1])
+    stamp_embedding: int = 16
+    dense_units: int = 64
+    m2_units: list = field(default_factory=lambda: [64, 32])
+    l2: float = 1e-4
+    dropout: float = 0.2
+    learning_rate: float = 1e-3
+    batch_size: int = 64
+    epochs: int = 40
+    patience: int = 6
+    val_fraction: float = 0.3
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> ModelConfig:
+        d = dict(d or {})
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+def setup_tf(threads: int = 2, seed: int = 0):
+    """Limit TensorFlow to ``threads`` CPU threads and seed Python, NumPy and TF."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+        tf.config.threading.set_inter_op_parallelism_threads(min(2, int(threads)))
+    except RuntimeError:  # already initialised in this process
+        pass
+    keras.utils.set_random_seed(int(seed))
+    return keras
+
+
+def build_model(kind: str, n_clusters: int = 20, stamp: int = 25,
+                cfg: ModelConfig | None = None):
+    """Build and compile M1, M2 or M3 (see module docstring)."""
+    import keras
+    from keras import layers
+
+    cfg = cfg or ModelConfig()
+    reg = keras.regularizers.L2(cfg.l2)
+    n_out = len(CLASSES)
+    inputs, parts = [], []
+    if kind in ("M1", "M3"):
+        inp1 = keras.Input((n_clusters, stamp, stamp, 1), name="input1")
+        inputs.append(inp1)
+        x = inp1
+        for i, f in enumerate(cfg.conv_filters):
+            x = layers.TimeDistributed(layers.Conv2D(f, 3, padding="same", activation="relu",
+                                                     kernel_regularizer=reg), name=f"conv{i}")(x)
+            if i in cfg.pool_after:
+                x = layers.TimeDistributed(layers.MaxPooling2D(2), name=f"pool{i}")(x)
+        x = layers.TimeDistributed(layers.Flatten(), name="flat_stamp")(x)
+        x = layers.TimeDistributed(layers.Dense(cfg.stamp_embedding, activation="relu",
+                                                kernel_regularizer=reg), name="stamp_emb")(x)
+        x = layers.Flatten(name="flat")(x)
+        parts.append(x)
+    if kind in ("M2", "M3"):
+        inp2 = keras.Input((2 * n_clusters,), name="input2")
+        inputs.append(inp2)
+        parts.append(inp2)
+    if not inputs:
+        raise ValueError(f"unknown model {kind!r}; expected M1, M2 or M3")
+    x = parts[0] if len(parts) == 1 else layers.Concatenate(name="merge")(parts)
+    units = cfg.m2_units if kind == "M2" else [cfg.dense_units]
+    for j, u in enumerate(units):
+        x = layers.Dense(u, activation="relu", kernel_regularizer=reg, name=f"dense{j}")(x)
+        if cfg.dropout > 0:
+            x = layers.Dropout(cfg.dropout, name=f"drop{j}")(x)
+    out = layers.Dense(n_out, activation="softmax", kernel_regularizer=reg, name="probs")(x)
+    model = keras.Model(inputs, out, name=kind)
+    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def model_inputs(kind: str, stamps: np.ndarray, in2: np.ndarray):
+    """The input list a model of ``kind`` expects."""
+    if kind == "M1":
+        return [stamps[..., None]]
+    if kind == "M2":
+        return [in2]
+    return [stamps[..., None], in2]
+
+
+def train_model(kind: str, stamps, in2, y, groups, cfg: ModelConfig, seed: int,
+                n_clusters: int = 20, stamp: int = 25, log=None):
+    """Train one model on per-CCD samples with a 70/30 train/validation split by exposure.
+
+    Parameters
+    ----------
+    stamps : (n, n_clusters, stamp, stamp) float32
+    in2 : (n, 2 n_clusters) float32
+    y : (n,) int class index
+    groups : (n,) exposure id of each CCD; the split keeps all CCDs of an exposure together.
+
+    Returns
+    -------
+    model, history dict
+    """
+    import keras
+
+    keras.utils.set_random_seed(int(seed))
+    rng = np.random.default_rng([int(seed), 23])
+    uniq = np.unique(groups)
+    val_groups = set(rng.choice(uniq, size=max(1, int(round(cfg.val_fraction * len(uniq)))),
+                                replace=False).tolist())
+    is_val = np.array([g in val_groups for g in groups])
+    model = build_model(kind, n_clusters, stamp, cfg)
+    xs = model_inputs(kind, stamps, in2)
+    tr = [a[~is_val] for a in xs]
+    va = [a[is_val] for a in xs]
+    cb = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience,
+                                        restore_best_weights=True)]
+    hist = model.fit(tr, y[~is_val], validation_data=(va, y[is_val]), epochs=cfg.epochs,
+                     batch_size=cfg.batch_size, shuffle=True, verbose=0, callbacks=cb)
+    h = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    if log:
+        log(f"{kind}: {len(h['loss'])} epochs, best val_accuracy "
+            f"{max(h.get('val_accuracy', [float('nan')])):.3f}, params {model.count_params()}")
+    return model, h
+
+
+def predict(model, kind: str, stamps, in2, batch_size: int = 256) -> np.ndarray:
+    """(n, 5) class probabilities per CCD."""
+    if len(in2) == 0:
+        return np.zeros((0, len(CLASSES)), np.float32)
+    return np.asarray(model.predict(model_inputs(kind, stamps, in2), batch_size=batch_size,
+                                    verbose=0), np.float64)
+
+
+def combine_ccds(p_ccd: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """Per-exposure probabilities from per-CCD ones: softmax(mean_k log p_k) over live CCDs."""
+    p_ccd = np.asarray(p_ccd, np.float64)
+    if len(p_ccd) == 0:
+        return np.full(len(CLASSES), np.nan)
+    lp = np.log(np.clip(p_ccd, eps, 1.0)).mean(0)
+    lp -= lp.max()
+    e = np.exp(lp)
+    return e / e.sum()
+
+
+def load_model(path):
+    """Load a ``.keras`` model in safe mode."""
+    import keras
+
+    return keras.models.load_model(path, safe_mode=True, compile=False)

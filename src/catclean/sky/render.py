@@ -1,0 +1,261 @@
+"""Render synthetic host fields with GalSim.
+
+One *field* is a TAN-projected square image centred on a host, in the three bands g, r, z
+of one survey (:class:`~catclean.sky.surveys.SurveySpec`), in nanomaggies (AB zero point
+22.5), with:
+
+- a Moffat PSF per band whose FWHM varies from field to field (seeing), x[0.9, 1.15];
+- Galactic extinction from a smooth E(B-V) map (:func:`ebv_map`);
+- Gaussian sky noise for the survey depth plus source Poisson noise;
+- saturated cores of bright stars (clipped, ``SATUR`` mask bit), the odd bad column
+  (``BADPIX``) and, sometimes, a stripe missing one band (``nobs = 0``, ivar = 0), as in
+  real coadds;
+- a truth *owner map*: for every pixel, the truth object contributing most r-band flux.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import galsim
+import numpy as np
+import pandas as pd
+from astropy.wcs import WCS
+
+from .surveys import BANDS, NANOMAGGY_ZP, SurveySpec
+
+BADPIX, SATUR = 1, 2
+GSPARAMS = galsim.GSParams(maximum_fft_size=16384, folding_threshold=1e-2)
+
+
+def ebv_map(ra, dec):
+    """Smooth synthetic Galactic E(B-V) in mag (0.01-0.08), deterministic in position."""
+    ra, dec = np.radians(np.asarray(ra)), np.radians(np.asarray(dec))
+    return 0.045 + 0.03 * np.sin(3 * ra + 1.0) * np.cos(2 * dec) + 0.005 * np.cos(7 * ra)
+
+
+@dataclass
+class Field:
+    """A rendered field: images, inverse variances, masks and truth."""
+
+    survey: str
+    wcs: WCS
+    images: dict  # band -> float32 (ny, nx), nanomaggies
+    ivar: dict  # band -> float32, 1/nanomaggies^2 (sky only, 0 where no data)
+    maskbits: dict  # band -> int16
+    nobs: dict  # band -> int16 number of exposures
+    psf_fwhm: dict  # band -> arcsec
+    owner: np.ndarray  # int64 truth_id of the dominant r-band contributor, -1 for sky
+    model_r: np.ndarray  # noiseless r-band image
+    truth: pd.DataFrame
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def shape(self):
+        return self.owner.shape
+
+
+def field_wcs(ra: float, dec: float, npix: int, pixscale: float) -> WCS:
+    """TAN WCS of a square field, north up, east left."""
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = [ra, dec]
+    w.wcs.crpix = [(npix + 1) / 2.0, (npix + 1) / 2.0]
+    w.wcs.cd = np.array([[-pixscale / 3600.0, 0.0], [0.0, pixscale / 3600.0]])
+    return w
+
+
+def _profile(obj, band: str, flux: float, rng_seed: int):
+    """GalSim profile of one truth object (before PSF) with total flux in nanomaggies."""
+    beta = (90.0 + obj.pa) * galsim.degrees  # PA east of north -> angle from +x (east left)
+    if obj.kind == "star":
+        return None
+    if obj.kind == "host":
+        bf, kf = obj.bulge_frac, obj.knot_frac
+        # component colours (see hosts.py): bulge red, disc intermediate, knots blue
+        col = {"g": (0.80, 0.45, 0.10), "r": (0.0, 0.0, 0.0), "z": (-0.45, -0.30, 0.0)}[band]
+        ref = {"g": 0.80 * bf + 0.45 * (1 - bf - kf) + 0.10 * kf, "r": 0.0,
+               "z": -(0.45 * bf + 0.30 * (1 - bf - kf))}[band]
+        w = np.array([bf, 1 - bf - kf, kf]) * 10 ** (-0.4 * (np.array(col) - ref))
+        w = w / w.sum()
+        bulge = galsim.DeVaucouleurs(half_light_radius=max(obj.bulge_re, 0.3),
+                                     flux=flux * w[0], gsparams=GSPARAMS)
+        bulge = bulge.shear(q=max(obj.q, 0.65), beta=beta)
+        disk = galsim.Exponential(half_light_radius=obj.r_e, flux=flux * w[1],
+                                  gsparams=GSPARAMS).shear(q=obj.q, beta=beta)
+        knots = galsim.RandomKnots(int(obj.n_knots), half_light_radius=obj.r_e,
+                                   flux=flux * w[2], rng=galsim.BaseDeviate(int(obj.seed)),
+                                   gsparams=GSPARAMS)
+        knots = galsim.Convolve(knots, galsim.Gaussian(sigma=obj.knot_size, gsparams=GSPARAMS))
+        return galsim.Add([bulge, disk, knots.shear(q=obj.q, beta=beta)])
+    smooth_frac = 1.0 - obj.knot_frac
+    if obj.kind == "satellite" and obj.n_knots > 0:
+        kcol = {"g": -0.25, "r": 0.0, "z": 0.2}[band]  # knots bluer than the dwarf
+        kw = obj.knot_frac * 10 ** (-0.4 * kcol)
+        smooth_frac = smooth_frac / (smooth_frac + kw)
+    prof = galsim.Sersic(n=float(np.clip(obj.sersic_n, 0.5, 4.0)),
+                         half_light_radius=max(obj.r_e, 0.05), flux=flux * smooth_frac,
+                         gsparams=GSPARAMS).shear(q=obj.q, beta=beta)
+    if obj.n_knots > 0:
+        knots = galsim.RandomKnots(int(obj.n_knots), half_light_radius=obj.r_e,
+                                   flux=flux * (1 - smooth_frac),
+                                   rng=galsim.BaseDeviate(int(obj.seed)), gsparams=GSPARAMS)
+        knots = galsim.Convolve(knots, galsim.Gaussian(sigma=obj.knot_size, gsparams=GSPARAMS))
+        prof = galsim.Add([prof, knots.shear(q=obj.q, beta=beta)])
+    return prof
+
+
+def _stamp_size(obj, fwhm: float, pixscale: float) -> int:
+    if obj.kind == "star":
+        size = 10 * fwhm / pixscale + 10 * max(0.0, 17.0 - obj.mag_r) / pixscale
+    else:
+        size = (12 * max(obj.r_e, 0.1) + 4 * fwhm) / pixscale
+    return int(np.clip(2 * (size // 2) + 1, 33, 2001))
+
+
+def render_field(truth: pd.DataFrame, center_ra: float, center_dec: float, npix: int,
+                 spec: SurveySpec, seed: int, field_key: int = 0) -> Field:
+    """Render all ``truth`` objects into a field of ``npix`` x ``npix`` pixels.
+
+    Parameters
+    ----------
+    truth : pandas.DataFrame
+        Truth table from :func:`catclean.sky.scene.scene`.
+    center_ra, center_dec : float
+        Field centre, deg.
+    npix : int
+        Side in pixels of ``spec``.
+    spec : SurveySpec
+    seed : int
+        Master seed; the noise of this field is seeded by ``(seed, survey, field_key)``.
+    field_key : int
+        Distinguishes fields (e.g. the host NSAID).
+    """
+    rng = np.random.default_rng([seed, 4, sum(map(ord, spec.name)), field_key])
+    wcs = field_wcs(center_ra, center_dec, npix, spec.pixscale)
+    x, y = wcs.all_world2pix(truth.ra.to_numpy(), truth.dec.to_numpy(), 0)
+    ebv = ebv_map(truth.ra.to_numpy(), truth.dec.to_numpy())
+    seeing = rng.uniform(0.9, 1.15)
+    psf_fwhm = {b: spec.psf_fwhm[b] * seeing for b in BANDS}
+    images, ivar, maskbits, nobs = {}, {}, {}, {}
+    owner = np.full((npix, npix), -1, dtype=np.int64)
+    best = np.zeros((npix, npix), dtype=np.float32)
+    model_r = None
+    inside = (x > -200) & (x < npix + 200) & (y > -200) & (y < npix + 200)
+    for band in BANDS:
+        psf = galsim.Moffat(beta=spec.psf_beta, fwhm=psf_fwhm[band], gsparams=GSPARAMS)
+        full = galsim.ImageF(npix, npix, scale=spec.pixscale)
+        for k in np.flatnonzero(inside):
+            obj = truth.iloc[k]
+            mag = obj[f"mag_{band}"] + spec.ext_coeff[band] * ebv[k]
+            flux = 10 ** (-0.4 * (mag - NANOMAGGY_ZP))
+            prof = _profile(obj, band, flux, int(obj.seed))
+            prof = psf.withFlux(flux) if prof is None else galsim.Convolve(prof, psf)
+            size = _stamp_size(obj, psf_fwhm[band], spec.pixscale)
+            ix, iy = int(np.round(x[k])), int(np.round(y[k]))
+            stamp = galsim.ImageF(size, size, scale=spec.pixscale)
+            stamp.setCenter(ix + 1, iy + 1)  # GalSim pixels are 1-based
+            offset = galsim.PositionD(x[k] - ix, y[k] - iy)
+            method = "auto"
+            if obj.kind in ("host", "satellite") and obj.n_knots > 0:
+                method = "fft"  # RandomKnots inside a Convolve: FFT keeps it deterministic
+            prof.drawImage(image=stamp, offset=offset, method=method, add_to_image=False)
+            overlap = stamp.bounds & full.bounds
+            if not overlap.isDefined():
+                continue
+            full[overlap] += stamp[overlap]
+            if band == "r":
+                sub = stamp[overlap].array
+                sl = (slice(overlap.ymin - 1, overlap.ymax), slice(overlap.xmin - 1, overlap.xmax))
+                better = sub > best[sl]
+                best[sl][better] = sub[better]
+                owner[sl][better] = int(obj.truth_id)
+        model = full.array.astype(np.float32)
+        sigma = spec.sky_sigma(band)
+        var = sigma**2 + np.clip(model, 0, None) / spec.gain
+        img = model + rng.normal(0.0, 1.0, model.shape).astype(np.float32) * np.sqrt(var)
+        mask = np.zeros(model.shape, dtype=np.int16)
+        # saturation: the core of a star at saturation_mag fills the full well
+        sat_flux = 10 ** (-0.4 * (spec.saturation_mag - NANOMAGGY_ZP))
+        sat_level = sat_flux * (spec.pixscale / psf_fwhm[band]) ** 2 * 0.9
+        sat = model > sat_level
+        img[sat] = sat_level
+        mask[sat] |= SATUR
+        iv = np.full(model.shape, 1.0 / sigma**2, dtype=np.float32)
+        nob = np.full(model.shape, rng.integers(2, 6), dtype=np.int16)
+        if rng.uniform() < 0.5:  # a bad column
+            col = rng.integers(0, npix)
+            mask[:, col:col + 2] |= BADPIX
+            iv[:, col:col + 2] = 0.0
+            img[:, col:col + 2] = 0.0
+        if rng.uniform() < 0.1:  # a stripe with no exposure in this band (CCD gap)
+            w = int(15 / spec.pixscale)
+            x0 = rng.integers(0, max(1, npix - w))
+            iv[:, x0:x0 + w] = 0.0
+            img[:, x0:x0 + w] = 0.0
+            nob[:, x0:x0 + w] = 0
+        images[band], ivar[band], maskbits[band], nobs[band] = img, iv, mask, nob
+        if band == "r":
+            model_r = model
+    return Field(survey=spec.name, wcs=wcs, images=images, ivar=ivar, maskbits=maskbits,
+                 nobs=nobs, psf_fwhm=psf_fwhm, owner=owner, model_r=model_r,
+                 truth=truth.reset_index(drop=True),
+                 meta={"center_ra": center_ra, "center_dec": center_dec, "npix": npix,
+                       "pixscale": spec.pixscale, "seeing_factor": seeing})
+
+
+def write_field_fits(fld: Field, path) -> None:
+    """Write a field as multi-extension FITS (IMAGE_*, IVAR_*, MASK_*, NOBS_*, OWNER, TRUTH).
+
+    Images are in nanomaggies with the TAN WCS in every image header, like the Legacy
+    Surveys coadds; written to a temporary file and renamed (atomic).
+    """
+    import os
+
+    from astropy.io import fits
+    from astropy.table import Table
+
+    hdr = fld.wcs.to_header()
+    hdus = [fits.PrimaryHDU()]
+    hdus[0].header["SURVEY"] = fld.survey
+    for k, v in fld.meta.items():
+        hdus[0].header[k[:8].upper()] = v
+    for band in BANDS:
+        h = hdr.copy()
+        h["BUNIT"] = "nanomaggy"
+        h["BAND"] = band
+        h["PSF_FWHM"] = (fld.psf_fwhm[band], "arcsec")
+        hdus.append(fits.ImageHDU(fld.images[band], header=h, name=f"IMAGE_{band.upper()}"))
+        hdus.append(fits.ImageHDU(fld.ivar[band], header=hdr, name=f"IVAR_{band.upper()}"))
+        hdus.append(fits.ImageHDU(fld.maskbits[band], header=hdr, name=f"MASK_{band.upper()}"))
+        hdus.append(fits.ImageHDU(fld.nobs[band], header=hdr, name=f"NOBS_{band.upper()}"))
+    hdus.append(fits.ImageHDU(fld.owner, header=hdr, name="OWNER"))
+    truth = Table.from_pandas(fld.truth.astype({"kind": "str"}))
+    hdus.append(fits.BinTableHDU(truth, name="TRUTH"))
+    tmp = f"{path}.tmp"
+    fits.HDUList(hdus).writeto(tmp, overwrite=True)
+    os.replace(tmp, path)
+
+
+def read_field_fits(path) -> Field:
+    """Read a field written by :func:`write_field_fits`."""
+    from astropy.io import fits
+    from astropy.table import Table
+
+    with fits.open(path, memmap=False) as hdul:
+        prim = hdul[0].header
+        wcs = WCS(hdul["IMAGE_R"].header)
+        images, ivar, mask, nobs, psf = {}, {}, {}, {}, {}
+        for band in BANDS:
+            B = band.upper()
+            images[band] = hdul[f"IMAGE_{B}"].data.astype(np.float32)
+            psf[band] = float(hdul[f"IMAGE_{B}"].header["PSF_FWHM"])
+            ivar[band] = hdul[f"IVAR_{B}"].data.astype(np.float32)
+            mask[band] = hdul[f"MASK_{B}"].data.astype(np.int16)
+            nobs[band] = hdul[f"NOBS_{B}"].data.astype(np.int16)
+        owner = hdul["OWNER"].data.astype(np.int64)
+        truth = Table(hdul["TRUTH"].data).to_pandas()
+        meta = {"center_ra": prim.get("CENTER_R"), "npix": prim.get("NPIX"),
+                "pixscale": prim.get("PIXSCALE")}
+    return Field(survey=prim["SURVEY"], wcs=wcs, images=images, ivar=ivar, maskbits=mask,
+                 nobs=nobs, psf_fwhm=psf, owner=owner, model_r=None, truth=truth, meta=meta)

@@ -1,0 +1,38 @@
+# Report products shown by `snakemake --report`.
+
+
+rule cutflow_report:
+    input:
+        expand(f"{RESULTS}/cutflow/{{survey}}.csv", survey=SURVEYS),
+    output:
+        report(
+            f"{RESULTS}/report/cutflow.html",
+            caption="../report/cutflow.rst",
+            category="Catalog",
+        ),
+    log:
+        f"{RESULTS}/logs/cutflow_report.log",
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../../scripts/cutflow_report.py"
+
+
+rule sky_plot:
+    input:
+        hosts=f"{RESULTS}/hosts/hosts.parquet",
+        done=f"{RESULTS}/catalog/_SUCCESS",
+    output:
+        report(
+            f"{RESULTS}/report/sky.png",
+            caption="../report/sky.rst",
+            category="Catalog",
+        ),
+    params:
+        catalog=f"{RESULTS}/catalog",
+    log:
+        f"{RESULTS}/logs/sky_plot.log",
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../../scripts/sky_plot.py"
