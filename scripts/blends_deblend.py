@@ -15,7 +15,6 @@ from catclean.cutouts import CutoutStore  # noqa: E402
 from catclean.io import provenance, read_parquet, write_parquet  # noqa: E402
 
 models.configure_threads(snakemake.threads)
-cfg = snakemake.params.blends
 name = snakemake.params.model_name
 cuts = read_parquet(snakemake.input.cuts)
 store_path = Path(snakemake.input.store)
@@ -24,8 +23,8 @@ if store is None:
     log.warning("no cutout store index at %s: blended sources get cutout_missing", store_path)
 model = models.load_model(snakemake.input.model)
 out = apply.deblend_partition(cuts, store, model, name,
-                              pixel_scale=float(cfg.get("sim", {}).get("pixel_scale", 0.262)),
-                              cfg=cfg.get("apply", {}))
+                              pixel_scale=float(snakemake.params.pixel_scale),
+                              cfg=snakemake.params.apply)
 log.info("%d sources, %d blended, %d deblended; reasons: %s", len(out),
          int(out["is_blended"].sum()), int(out[f"blend_flux_r_{name}"].notna().sum()),
          out["blends_reason"].value_counts(dropna=False).to_dict())

@@ -18,9 +18,10 @@ from catclean.blends import models, pipeline, plots  # noqa: E402
 models.configure_threads(snakemake.threads)
 test = pipeline.load_set(snakemake.input.test)
 paths = {k: snakemake.input[k] for k in ("blend2flux", "unet", "blend2mask2flux")}
-res = pipeline.evaluate(test, paths)
+settings = getattr(snakemake.params, "settings", None) or pipeline.resolve(snakemake.params.blends)
+res = pipeline.evaluate(test, paths, settings)
 summary = res["summary"]
-summary["preset"] = pipeline.resolve(snakemake.params.blends)["preset"]
+summary["preset"] = settings["preset"]
 Path(snakemake.output.metrics).write_text(json.dumps(summary, indent=1, default=float))
 tables = res["tables"]
 long = pd.concat([t.assign(split=name) for name, t in tables.items()], ignore_index=True)

@@ -14,7 +14,7 @@ logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
                     format="%(asctime)s %(levelname)s %(message)s")
 log = logging.getLogger("blends_make")
 
-settings = pipeline.resolve(snakemake.params.blends)
+settings = getattr(snakemake.params, "settings", None) or pipeline.resolve(snakemake.params.blends)
 seed = int(snakemake.params.seed)
 log.info("settings: %s", json.dumps(settings))
 data = pipeline.simulate(settings, seed)

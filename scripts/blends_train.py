@@ -13,7 +13,7 @@ logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
 from catclean.blends import models, pipeline  # noqa: E402
 
 models.configure_threads(snakemake.threads)
-settings = pipeline.resolve(snakemake.params.blends)
+settings = getattr(snakemake.params, "settings", None) or pipeline.resolve(snakemake.params.blends)
 train = pipeline.load_set(snakemake.input.train)
 val = pipeline.load_set(snakemake.input.val)
 outdir = Path(snakemake.output.blend2flux).parent

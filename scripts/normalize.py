@@ -6,7 +6,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
 
 from catclean.catalogs import normalize  # noqa: E402
 from catclean.catalogs.schema import COMMON_UNITS, NATIVE_UNITS  # noqa: E402
-from catclean.io import provenance, read_metadata, read_parquet, write_parquet  # noqa: E402
+from catclean.io import read_metadata, read_parquet, write_parquet  # noqa: E402
 from catclean.runtime import rule_logging  # noqa: E402
 
 log = rule_logging(snakemake.log[0])

@@ -13,7 +13,10 @@ p = snakemake.params
 survey, hpx = snakemake.wildcards.survey, int(snakemake.wildcards.hpx)
 cones = read_parquet(snakemake.input.hosts)
 fields = list(snakemake.input.get("fields", []))
-provider = get_provider(survey, p.survey, p.services, field_catalogs=fields)
+services = dict(p.services)
+if not services.get("cache_dir"):  # live providers: default cache results/<run>/cache
+    services["cache_dir"] = str(Path(snakemake.output[0]).parents[3] / "cache")
+provider = get_provider(survey, p.survey, services, field_catalogs=fields)
 native = provider.query(cones, hpx, p.nside)
 log.info("%s hpx=%d: %d rows", survey, hpx, len(native))
 write_parquet(native, snakemake.output[0],

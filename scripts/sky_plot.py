@@ -8,4 +8,4 @@ from catclean.report import sky_plot  # noqa: E402
 from catclean.runtime import rule_logging  # noqa: E402
 
 rule_logging(snakemake.log[0])
-sky_plot(snakemake.input.hosts, snakemake.params.catalog, snakemake.output[0])
+sky_plot(snakemake.input.hosts, list(snakemake.input.catalogs), snakemake.output[0])

@@ -14,8 +14,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from .catalogs.schema import COMMON_COLUMNS, COMMON_DTYPES, COMMON_UNITS, NATIVE_UNITS, \
-    all_native_prefixed, native_dtypes
+from .catalogs.schema import (
+    COMMON_COLUMNS,
+    COMMON_DTYPES,
+    COMMON_UNITS,
+    NATIVE_UNITS,
+    all_native_prefixed,
+    native_dtypes,
+)
 from .cuts import CUTS, cutflow
 from .io import read_metadata, read_parquet, write_parquet
 

@@ -30,8 +30,11 @@ def cutflow_html(paths: Sequence[str]) -> str:
     return "\n".join(parts)
 
 
-def sky_plot(hosts_path: str, catalog_dir: str, out_png: str) -> None:
-    """Hosts (crosses and association circles) and sources coloured by truth label."""
+def sky_plot(hosts_path: str, survey_dirs: Sequence[str], out_png: str) -> None:
+    """Hosts (crosses and association circles) and sources coloured by truth label.
+
+    ``survey_dirs`` are the ``catalog/survey=<s>`` directories of the hive catalog.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -39,7 +42,10 @@ def sky_plot(hosts_path: str, catalog_dir: str, out_png: str) -> None:
     import pyarrow.dataset as ds
 
     hosts = pd.read_parquet(hosts_path)
-    table = ds.dataset(catalog_dir, format="parquet", partitioning="hive").to_table(
+    from pathlib import Path
+
+    root = str(Path(survey_dirs[0]).parent) if survey_dirs else "."
+    table = ds.dataset(root, format="parquet", partitioning="hive").to_table(
         columns=["ra", "dec", "truth_label", "survey", "passes_cuts"]).to_pandas()
     surveys = sorted(table["survey"].astype(str).unique()) if len(table) else ["none"]
     fig, axes = plt.subplots(1, len(surveys), figsize=(5.5 * len(surveys), 5), squeeze=False)

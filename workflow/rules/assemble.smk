@@ -2,18 +2,6 @@
 # hive-partitioned Parquet catalog (survey=<s>/hpx=<p>/part-0.parquet).
 
 
-def assemble_inputs(wildcards):
-    inputs = {
-        "cuts": survey_partitions(
-            f"{RESULTS}/cuts/{{survey}}/{{release}}/hpx={{hpx}}.parquet"
-        )(wildcards),
-        "hosts": f"{RESULTS}/hosts/hosts.parquet",
-    }
-    for name, pattern in CATALOG_COLUMNS.items():
-        inputs[name] = survey_partitions(pattern)(wildcards)
-    return inputs
-
-
 rule assemble:
     input:
         unpack(assemble_inputs),

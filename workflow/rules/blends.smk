@@ -2,7 +2,10 @@
 # blend2flux / U-Net / blend2mask2flux vs the sep cold/hot baseline -> metrics + plots,
 # and deblended fluxes for catalog sources flagged as blended. See docs/blends.md.
 
+from catclean.blends.settings import resolve as _blends_resolve
+
 BLENDS = config.get("blends", {})
+BLENDS_SETTINGS = _blends_resolve(BLENDS)  # preset sizes + sim + pairing + baseline only
 BLENDS_DIR = f"{RESULTS}/blends/_sim"
 BLENDS_MODELS = f"{RESULTS}/blends/_models"
 BLENDS_MODEL = BLENDS.get("apply_model", "blend2flux")
@@ -20,7 +23,7 @@ rule make_blends:
             category="Blends",
         ),
     params:
-        blends=BLENDS,
+        settings=BLENDS_SETTINGS,
         seed=config["seed"],
     log:
         f"{RESULTS}/logs/blends/make_blends.log",
@@ -42,7 +45,7 @@ rule train_blend_models:
         blend2mask2flux=f"{BLENDS_MODELS}/blend2mask2flux.keras",
         history=f"{BLENDS_MODELS}/history.json",
     params:
-        blends=BLENDS,
+        settings=BLENDS_SETTINGS,
         seed=config["seed"],
     threads: BLENDS.get("threads", 2)
     log:
@@ -95,7 +98,7 @@ rule evaluate_blends:
             category="Blends",
         ),
     params:
-        blends=BLENDS,
+        settings=BLENDS_SETTINGS,
     threads: BLENDS.get("threads", 2)
     log:
         f"{RESULTS}/logs/blends/evaluate_blends.log",
@@ -115,7 +118,8 @@ rule deblend:
     output:
         f"{RESULTS}/blends/{{survey}}/{{release}}/hpx={{hpx}}.parquet",
     params:
-        blends=BLENDS,
+        apply=BLENDS.get("apply", {}),
+        pixel_scale=BLENDS_SETTINGS["sim"].get("pixel_scale", 0.262),
         model_name=BLENDS_MODEL,
     threads: 1
     log:

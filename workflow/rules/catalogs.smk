@@ -2,20 +2,6 @@
 # common schema. The synthetic provider first renders each host field and runs detection.
 
 
-def query_inputs(wildcards):
-    """Synthetic provider: the detection catalogs of host fields touching the partition."""
-    inputs = {"hosts": f"{RESULTS}/hosts/hosts.parquet", "plan": f"{RESULTS}/hosts/plan.json"}
-    if config["surveys"][wildcards.survey]["provider"] == "synthetic":
-        hosts = partition_plan()["fields"].get(wildcards.hpx, [])
-        inputs["fields"] = expand(
-            f"{RESULTS}/fields/{{survey}}/{{release}}/{{host}}_detections.parquet",
-            survey=wildcards.survey,
-            release=wildcards.release,
-            host=hosts,
-        )
-    return inputs
-
-
 rule render_field:
     input:
         hosts=f"{RESULTS}/hosts/hosts.parquet",

@@ -59,6 +59,32 @@ def survey_partitions(pattern):
     return _inner
 
 
+def query_inputs(wildcards):
+    """Synthetic provider: the detection catalogs of host fields touching the partition."""
+    inputs = {"hosts": f"{RESULTS}/hosts/hosts.parquet", "plan": f"{RESULTS}/hosts/plan.json"}
+    if config["surveys"][wildcards.survey]["provider"] == "synthetic":
+        hosts = partition_plan()["fields"].get(wildcards.hpx, [])
+        inputs["fields"] = expand(
+            f"{RESULTS}/fields/{{survey}}/{{release}}/{{host}}_detections.parquet",
+            survey=wildcards.survey,
+            release=wildcards.release,
+            host=hosts,
+        )
+    return inputs
+
+
+def assemble_inputs(wildcards):
+    inputs = {
+        "cuts": survey_partitions(
+            f"{RESULTS}/cuts/{{survey}}/{{release}}/hpx={{hpx}}.parquet"
+        )(wildcards),
+        "hosts": f"{RESULTS}/hosts/hosts.parquet",
+    }
+    for name, pattern in CATALOG_COLUMNS.items():
+        inputs[name] = survey_partitions(pattern)(wildcards)
+    return inputs
+
+
 def all_targets(wildcards):
     targets = [f"{RESULTS}/catalog/_SUCCESS", f"{RESULTS}/report/cutflow.html"]
     targets += [f"{RESULTS}/report/sky.png"]

@@ -21,15 +21,13 @@ rule cutflow_report:
 rule sky_plot:
     input:
         hosts=f"{RESULTS}/hosts/hosts.parquet",
-        done=f"{RESULTS}/catalog/_SUCCESS",
+        catalogs=expand(f"{RESULTS}/catalog/survey={{survey}}", survey=SURVEYS),
     output:
         report(
             f"{RESULTS}/report/sky.png",
             caption="../report/sky.rst",
             category="Catalog",
         ),
-    params:
-        catalog=f"{RESULTS}/catalog",
     log:
         f"{RESULTS}/logs/sky_plot.log",
     conda:

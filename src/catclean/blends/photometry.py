@@ -22,8 +22,7 @@ import numpy as np
 import sep
 
 # Table 3 of paper 002 (SExtractor parameters, hot and cold modes)
-COLD = {"thresh": 5.0, "minarea": 10, "deblend_cont": 0.01, "deblend_nthresh": 64}
-HOT = {"thresh": 4.0, "minarea": 6, "deblend_cont": 0.0001, "deblend_nthresh": 64}
+from .settings import COLD, HOT  # noqa: E402
 
 KRON_FACTOR = 2.5  # SExtractor PHOT_AUTOPARAMS 2.5, 3.5
 KRON_MIN_DIAM = 3.5  # pixels
@@ -199,7 +198,8 @@ def sep_baseline_one(img: np.ndarray, comp_xy: tuple[float, float], r_cen_pix: f
 
 
 def sep_baseline(images: np.ndarray, comp_xy: np.ndarray, r_cen_pix: np.ndarray,
-                 sigma: np.ndarray | float | None = None) -> BaselineResult:
+                 sigma: np.ndarray | float | None = None, cold: dict | None = None,
+                 hot: dict | None = None) -> BaselineResult:
     """Vectorised wrapper of :func:`sep_baseline_one` over a stack of blends ``(n, H, W)``."""
     n = len(images)
     flux = np.full((n, 2), np.nan)
@@ -210,6 +210,6 @@ def sep_baseline(images: np.ndarray, comp_xy: np.ndarray, r_cen_pix: np.ndarray,
     for i in range(n):
         s = None if not np.isfinite(sig[i]) else float(sig[i])
         flux[i], n_found[i], mode[i], case[i] = sep_baseline_one(
-            images[i], tuple(comp_xy[i]), float(r_cen_pix[i]), sigma=s)
+            images[i], tuple(comp_xy[i]), float(r_cen_pix[i]), sigma=s, cold=cold, hot=hot)
     return BaselineResult(flux=flux, n_found=n_found, mode=mode.astype(str),
                           case=case.astype(str))

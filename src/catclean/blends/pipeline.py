@@ -18,43 +18,12 @@ from . import MORPHOLOGIES
 from .blending import make_blend_set, split_galaxies
 from .galaxies import GalaxySimConfig, make_galaxies
 from .metrics import iou, iou_summary, per_galaxy_table, split_tables, summarize
-from .photometry import COLD, HOT, sep_baseline
+from .photometry import sep_baseline
+from .settings import DEFAULT_PRESET, resolve  # noqa: F401  (re-exported)
 
 log = logging.getLogger("catclean.blends")
 
 METHODS = ("blend2flux", "blend2mask2flux", "sep")
-
-DEFAULT_PRESET = {
-    "stamp": 64, "n_galaxies": 800, "n_train": 2400, "n_test": 600,
-    "b2f_filters": 16, "unet_depth": 4, "unet_filters": 8, "b2m2f_filters": 8,
-    "epochs": 12, "unet_epochs": 6, "e2e_epochs": 8, "batch_size": 32,
-    "learning_rate": 1e-3, "e2e_learning_rate": 3e-4, "patience": 5, "seg_weight": 0.1,
-    "warmup_epochs": 4, "batchnorm": False,
-}
-
-
-def resolve(blends_cfg: dict) -> dict:
-    """Flat settings: preset sizes + ``sim`` + ``pairing`` + ``baseline`` of the config."""
-    cfg = dict(blends_cfg or {})
-    presets = cfg.get("presets", {}) or {}
-    name = cfg.get("preset", "small")
-    if presets and name not in presets:
-        raise ValueError(f"blends.preset={name!r} is not one of blends.presets: "
-                         f"{sorted(presets)}")
-    out = dict(DEFAULT_PRESET)
-    out.update(presets.get(name, {}))
-    out["preset"] = name
-    out["sim"] = dict(cfg.get("sim", {}) or {})
-    out["sim"]["stamp"] = out["stamp"]
-    pairing = {"max_dmag": 2.0, "min_sep_R": 0.5, "max_sep_frac": 1.0,
-               "test_fraction": 0.2, "val_fraction": 0.2}
-    pairing.update(cfg.get("pairing", {}) or {})
-    out["pairing"] = pairing
-    base = cfg.get("baseline", {}) or {}
-    out["baseline"] = {"cold": {**COLD, **(base.get("cold") or {})},
-                       "hot": {**HOT, **(base.get("hot") or {})}}
-    return out
-
 
 def simulate(settings: dict, seed: int, progress=None) -> dict:
     """Render galaxies, split them (Sec. 2.3), and build train / val / test blends.
@@ -161,7 +130,9 @@ def train_all(train: dict, val: dict, settings: dict, seed: int, outdir,
 
 def run_baseline(test: dict, settings: dict | None = None):
     """sep cold/hot baseline on a test set (Sec. 3.3)."""
-    return sep_baseline(test["images"], test["comp_xy"], test["R_each"][:, 0])
+    b = (settings or {}).get("baseline", {})
+    return sep_baseline(test["images"], test["comp_xy"], test["R_each"][:, 0],
+                        cold=b.get("cold"), hot=b.get("hot"))
 
 
 def evaluate(test: dict, model_paths: dict, settings: dict | None = None) -> dict:

@@ -39,8 +39,7 @@ import numpy as np
 import pandas as pd
 
 from ..net import Fetcher, ParseError, SchemaError, ServiceError, ServiceSettings
-from .providers import POSITION_COLUMNS, CatalogProvider, angular_separation_deg, \
-    in_cones_and_pixel
+from .providers import POSITION_COLUMNS, CatalogProvider, angular_separation_deg, in_cones_and_pixel
 from .schema import _NATIVE_INT, _NATIVE_STR, NATIVE_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -276,10 +275,21 @@ def parse_votable(body: bytes, service: str = "datalab") -> pd.DataFrame:
     except Exception as exc:  # noqa: BLE001
         raise ParseError(f"{service}: unreadable TAP result ({exc})") from None
     tab = res.to_table()
-    df = pd.DataFrame({name: (np.ma.filled(tab[name].astype(float), np.nan)
-                              if np.ma.isMaskedArray(tab[name]) and tab[name].dtype.kind in "fiu"
-                              else np.asarray(tab[name])) for name in tab.colnames})
-    return df
+    cols = {}
+    for name in tab.colnames:
+        col = tab[name]
+        mask = np.ma.getmaskarray(col) if hasattr(col, "mask") else np.zeros(len(col), bool)
+        data = np.asarray(col.data if hasattr(col, "mask") else col)
+        if mask.any() and data.dtype.kind in "iu":  # nullable integers: no float round trip
+            cols[name] = pd.array([None if m else int(v) for v, m in zip(data, mask)],
+                                  dtype="Int64")
+        elif mask.any() and data.dtype.kind == "f":
+            cols[name] = np.where(mask, np.nan, data)
+        elif mask.any():
+            cols[name] = pd.Series(data, dtype=object).where(~mask, None)
+        else:
+            cols[name] = data
+    return pd.DataFrame(cols)
 
 
 # -- providers ---------------------------------------------------------------------------
@@ -381,8 +391,13 @@ class LiveProvider(CatalogProvider):
                 "row_limit": self.settings.row_limit,
                 "query": [r["query"] for r in recs],
                 "responses": [{k: r[k] for k in ("url", "query_sha256", "sha256",
-                                                  "fetched_utc", "rows", "from_cache")}
-                              for r in recs]}
+                                                  "fetched_utc", "rows")} for r in recs]}
+
+    @property
+    def n_from_cache(self) -> int:
+        """How many answers of the last query came from the cache (not in provenance, so
+        provenance is identical on a rerun from cache)."""
+        return sum(bool(r.get("from_cache")) for r in self._records)
 
 
 class LegacyTAPProvider(LiveProvider):

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 NSA_URL = "https://data.sdss.org/sas/dr17/sdss/atlas/v1/nsa_v1_0_1.fits"
 CHUNK = 1 << 20
+DOWNLOAD_CHUNK = 1 << 16  # bytes kept per read: an interrupted read loses < 64 KiB
 
 
 def _sha256_file(path: Path) -> str:
@@ -100,7 +101,7 @@ def download_resumable(url: str, dest: Path, *, timeout: float = 60.0, retries: 
                     total = r.headers.get("Content-Length")
                     total = int(total) + (have if mode == "ab" else 0) if total else None
                     with open(part, mode) as fh:
-                        for block in r.iter_content(CHUNK):
+                        for block in r.iter_content(DOWNLOAD_CHUNK):
                             fh.write(block)
                     size = part.stat().st_size
                     if total is not None and size < total:

@@ -90,7 +90,8 @@ def _ps1(df: pd.DataFrame) -> dict:
         raw = df[f"{b}KronMag"].to_numpy(float)
         err = df[f"{b}KronMagErr"].to_numpy(float)
         bad = (raw < -100) | (err < 0) | ~np.isfinite(raw)
-        mag = np.where(bad, np.nan, raw - PS1_R[b] * ebv.to_numpy())
+        # live PS1 has no dust map offline: ebv NaN -> no correction (ebv stays NaN = flag)
+        mag = np.where(bad, np.nan, raw - PS1_R[b] * np.nan_to_num(ebv.to_numpy(), nan=0.0))
         flux = _flux_from_mag(mag)
         sig = flux * np.where(bad, np.nan, err) / 1.0857
         out[f"flux_{b}"] = flux
@@ -136,8 +137,8 @@ def normalize(native: pd.DataFrame, survey: str, release: str, nside: int) -> pd
         Common columns followed by the prefixed native columns; one row per input row, in
         input order.
     """
-    from astropy_healpix import HEALPix
     from astropy import units as u
+    from astropy_healpix import HEALPix
 
     if survey not in MAPPERS:
         raise ValueError(f"unknown survey {survey!r}; known: {sorted(MAPPERS)}")
@@ -178,7 +179,8 @@ def normalize(native: pd.DataFrame, survey: str, release: str, nside: int) -> pd
     for col, dtype in (("truth_label", "str"), ("truth_id", "Int64"), ("truth_kind", "str"),
                        ("truth_frac", "float64"), ("field_nsaid", "Int64")):
         out[col] = native[col].astype(dtype) if col in native else pd.Series(
-            pd.NA, index=out.index, dtype="string" if dtype == "str" else dtype)
+            np.nan if dtype == "float64" else pd.NA, index=out.index,
+            dtype="string" if dtype == "str" else dtype)
     out["is_point_source"] = out["is_point_source"].astype(bool)
     out["morph_type"] = out["morph_type"].astype(str)
     if out["source_id"].duplicated().any():

@@ -290,11 +290,10 @@ def build_partition(table: pd.DataFrame, provider, spec: CutoutSpec, rgb_out, gr
     write_store(grz_out, ids, grz, st["grz"], why["grz"],
                 meta=dict(base, kind="grz", bands="grz", pixscale=spec.grz_pixscale,
                           units="nanomaggy per pixel", channels=["g", "r", "z"]))
-    for a in (rgb, grz):
-        if isinstance(a, np.memmap):
-            fname = a.filename
-            del a
-            Path(fname).unlink(missing_ok=True)
+    tmp_files = [a.filename for a in (rgb, grz) if isinstance(a, np.memmap)]
+    del rgb, grz
+    for fname in tmp_files:
+        Path(fname).unlink(missing_ok=True)
     if tmpdir.exists():
         try:
             tmpdir.rmdir()

@@ -10,6 +10,7 @@ returns the same columns. Both return one table per CCD with the columns of
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,8 +83,10 @@ def read_exposure(path: str | Path):
     if not path.exists():
         raise QAInputError(f"exposure file not found: {path}")
     try:
-        hdul = fits.open(path, memmap=False, lazy_load_hdus=False)
-        hdul.verify("silentfix")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a truncated file is reported below, by name
+            hdul = fits.open(path, memmap=False, lazy_load_hdus=False)
+            hdul.verify("silentfix")
         n_ext = len(hdul) - 1
     except Exception as exc:  # astropy raises OSError, ValueError, TypeError, ...
         raise QAInputError(f"corrupt FITS file {path.name}: {type(exc).__name__}: {exc}") from None

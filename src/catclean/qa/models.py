@@ -45,8 +45,8 @@ class ModelConfig:
     dropout: float = 0.2
     learning_rate: float = 1e-3
     batch_size: int = 64
-    epochs: int = 40
-    patience: int = 6
+    epochs: int = 60
+    patience: int = 10
     val_fraction: float = 0.3
 
     @classmethod
@@ -97,7 +97,13 @@ def build_model(kind: str, n_clusters: int = 20, stamp: int = 25,
     if kind in ("M2", "M3"):
         inp2 = keras.Input((2 * n_clusters,), name="input2")
         inputs.append(inp2)
-        parts.append(inp2)
+        if kind == "M3":
+            # the counts get their own small dense layer before the merge so that the
+            # 20 numbers are not drowned by the CNN's n_clusters x embedding features
+            parts.append(layers.Dense(cfg.m2_units[-1], activation="relu",
+                                      kernel_regularizer=reg, name="counts_dense")(inp2))
+        else:
+            parts.append(inp2)
     if not inputs:
         raise ValueError(f"unknown model {kind!r}; expected M1, M2 or M3")
     x = parts[0] if len(parts) == 1 else layers.Concatenate(name="merge")(parts)

@@ -201,10 +201,11 @@ def grade_rows(expids, ccds: pd.DataFrame, sources: pd.DataFrame, stellarity: np
         pk = p_ccd[rep_expid == e]
         row["n_ccd_used"] = int(len(pk))
         if len(pk) == 0:
-            if (cc["status"] == "empty").any() and not (cc["status"] == "bad").all():
-                row["reason"] = "no sources detected in any live CCD"
-            elif len(cc) and (cc["status"] == "dead").all():
+            if len(cc) and (cc["status"] == "dead").all():
                 row["reason"] = "all CCDs dead"
+            elif int(sel.sum()) == 0:
+                row["reason"] = ("no sources detected in any live CCD ("
+                                 + "; ".join(problems[:3]) + ")")
             else:
                 row["reason"] = "no usable CCD: " + "; ".join(problems[:5])
             rows.append(row)

@@ -34,7 +34,7 @@ DEFAULTS = {
                  "n_test_per_class": 6, "include_broken": True, "n_batches": 2},
     "extract": {"backend": "sep"},
     "som": {"rows": 15, "cols": 15, "sigma0": 3.0, "sigma_end": 0.7, "n_iter": 30,
-            "chunk": 65536, "max_rows": 3_000_000, "n_clusters": 20},
+            "chunk": 8192, "max_rows": 3_000_000, "n_clusters": 20},
     "stamp": 25,
     "models": {},
     "grade": {"model": "M3", "fwhm_max": 1.5, "ell_max": 0.2, "p_good_min": 0.2},

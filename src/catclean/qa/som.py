@@ -59,11 +59,12 @@ class BatchSOM:
     """
 
     def __init__(self, rows: int = 15, cols: int = 15, sigma0: float = 3.0,
-                 sigma_end: float = 0.7, n_iter: int = 30, chunk: int = 65536,
-                 seed: int = 0):
+                 sigma_end: float = 0.7, n_iter: int = 30, chunk: int = 8192,
+                 seed: int = 0, n_threads: int = 2):
         self.rows, self.cols = int(rows), int(cols)
         self.sigma0, self.sigma_end = float(sigma0), float(sigma_end)
         self.n_iter, self.chunk, self.seed = int(n_iter), int(chunk), int(seed)
+        self.n_threads = int(n_threads)
         gy, gx = np.mgrid[0:self.rows, 0:self.cols]
         self.grid = np.column_stack([gy.ravel(), gx.ravel()]).astype(np.float32)
         d2 = ((self.grid[:, None, :] - self.grid[None, :, :]) ** 2).sum(-1)
@@ -93,25 +94,45 @@ class BatchSOM:
             w = sample[rng.choice(len(sample), self.n_units)]
         return w.astype(np.float32)
 
-    def bmu(self, x: np.ndarray, return_dist: bool = False):
+    def bmu(self, x: np.ndarray, return_dist: bool = False, n_threads: int | None = None):
         """Best-matching unit index of every row of ``x`` (standardised features).
 
-        Chunked GEMM: argmin_u (||w_u||^2 - 2 x.w_u).
+        One GEMM per chunk on the augmented matrices [x, 1] and [-2 W^T; ||w||^2] gives
+        ||w_u||^2 - 2 x.w_u directly; ``n_threads`` chunks run in parallel (NumPy's GEMM
+        and argmin release the GIL) with single-threaded BLAS, which avoids BLAS thread
+        start-up on a skinny (K = d + 1) product.
         """
+        from concurrent.futures import ThreadPoolExecutor
+
         w = self.weights
-        w2 = (w * w).sum(1)
+        wa = np.vstack([(-2.0 * w).T, (w * w).sum(1)[None, :]]).astype(np.float32)
+        d_feat = w.shape[1]
+        x = np.asarray(x, np.float32)
+        augmented = x.shape[1] == d_feat + 1
         out = np.empty(len(x), np.int32)
         dist = np.empty(len(x), np.float32) if return_dist else None
-        wt2 = np.ascontiguousarray((-2.0 * w).T)
-        for s in range(0, len(x), self.chunk):
+
+        def work(s):
             xc = x[s:s + self.chunk]
-            d = xc @ wt2
-            d += w2
+            if not augmented:
+                xc = np.hstack([xc, np.ones((len(xc), 1), np.float32)])
+            d = xc @ wa
             idx = d.argmin(1)
             out[s:s + len(xc)] = idx
             if return_dist:
-                dmin = d[np.arange(len(xc)), idx] + (xc * xc).sum(1)
+                xf = xc[:, :d_feat]
+                dmin = d[np.arange(len(xc)), idx] + np.einsum("ij,ij->i", xf, xf)
                 dist[s:s + len(xc)] = np.sqrt(np.maximum(dmin, 0))
+
+        n_threads = int(n_threads or self.n_threads or 1)
+        starts = range(0, len(x), self.chunk)
+        with _threadpool_limit(1):
+            if n_threads <= 1 or len(x) <= self.chunk:
+                for s in starts:
+                    work(s)
+            else:
+                with ThreadPoolExecutor(n_threads) as ex:
+                    list(ex.map(work, starts))
         return (out, dist) if return_dist else out
 
     def sigma_at(self, it: int) -> float:
@@ -120,8 +141,14 @@ class BatchSOM:
         return float(self.sigma0 * (self.sigma_end / self.sigma0) ** (it / (self.n_iter - 1)))
 
     def step(self, x: np.ndarray, sigma: float) -> float:
-        """One batch iteration over all rows; returns the mean quantisation error."""
+        """One batch iteration over all rows; returns the mean quantisation error.
+
+        ``x`` are standardised rows, optionally already augmented with a column of ones
+        (see :meth:`augment`), which saves a copy per chunk.
+        """
         idx, dist = self.bmu(x, return_dist=True)
+        if x.shape[1] == self.weights.shape[1] + 1:
+            x = x[:, :-1]
         n = np.bincount(idx, minlength=self.n_units).astype(np.float64)
         s = np.empty((self.n_units, x.shape[1]), np.float64)
         for j in range(x.shape[1]):
@@ -147,13 +174,21 @@ class BatchSOM:
         z = self.transform(x)
         self.weights = self._init_weights(z)
         self.quantization_error = []
-        with _threadpool_limit(n_threads):
-            for it in range(self.n_iter):
-                qe = self.step(z, self.sigma_at(it))
-                self.quantization_error.append(qe)
-                if progress is not None:
-                    progress(it, qe)
+        if n_threads:
+            self.n_threads = int(n_threads)
+        za = self.augment(z)
+        del z
+        for it in range(self.n_iter):
+            qe = self.step(za, self.sigma_at(it))
+            self.quantization_error.append(qe)
+            if progress is not None:
+                progress(it, qe)
         return self
+
+    @staticmethod
+    def augment(z: np.ndarray) -> np.ndarray:
+        """[z, 1] as float32 (the GEMM form of the BMU search)."""
+        return np.hstack([np.asarray(z, np.float32), np.ones((len(z), 1), np.float32)])
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         return ((np.asarray(x, np.float32) - self.mean) / self.std).astype(np.float32)

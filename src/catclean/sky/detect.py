@@ -92,7 +92,7 @@ def _profile_fit(img, var, seg, seg_id, x, y, a, b, theta, flux, r50, n_sersic, 
 
 
 def measure_field(fld: Field, thresh: float = 1.5, minarea: int = 5,
-                  deblend_nthresh: int = 32, deblend_cont: float = 0.002,
+                  deblend_nthresh: int = 64, deblend_cont: float = 0.0003,
                   filter_fwhm: float = 2.0, gain: float = 200.0) -> pd.DataFrame:
     """Detect, deblend and measure all sources of a rendered field.
 

@@ -61,8 +61,8 @@ def host_field(hosts: pd.DataFrame, nsaid: int, survey: str, seed: int, radius_k
                   sky.get("star_density", 3000), tuple(sky.get("satellites_per_host", (2, 6))))
     fld = render_field(truth, row.RA, row.DEC, npix, spec, seed, field_key=int(nsaid))
     meas = measure_field(fld, thresh=det.get("thresh", 1.5), minarea=det.get("minarea", 5),
-                         deblend_nthresh=det.get("deblend_nthresh", 32),
-                         deblend_cont=det.get("deblend_cont", 0.002),
+                         deblend_nthresh=det.get("deblend_nthresh", 64),
+                         deblend_cont=det.get("deblend_cont", 0.0003),
                          filter_fwhm=det.get("filter_fwhm", 2.0), gain=spec.gain)
     labels = truth_labels(meas, fld)
     ebv = ebv_map(meas.ra.to_numpy(), meas.dec.to_numpy()) if len(meas) else np.zeros(0)

@@ -64,7 +64,7 @@ def synthetic_hosts(n_hosts: int, ra_range, dec_range, z_range, log_mass_range, 
     luminosity from a constant mass-to-light ratio (M_r = -21.0 at log M = 10.5, 2.5 mag
     per dex); half-light radius from the late-type size-mass relation of Shen et al.
     (2003) (R50 ~ 4.5 kpc at log M = 10.5, slope 0.22, 0.15 dex scatter); bulge-to-total
-    ratio 0.05-0.4; 8-18% of the light in blue star-forming knots.
+    ratio 0.05-0.4; 12-25% of the light in blue star-forming regions (small knots and giant HII complexes).
 
     Parameters
     ----------
@@ -98,7 +98,7 @@ def synthetic_hosts(n_hosts: int, ra_range, dec_range, z_range, log_mass_range, 
     dist_mod = cosmo.distmod(z).value
     mag_r = abs_r + dist_mod
     bulge_frac = rng.uniform(0.05, 0.4, n_hosts)
-    knot_frac = rng.uniform(0.08, 0.18, n_hosts)
+    knot_frac = rng.uniform(0.12, 0.25, n_hosts)
     # colours of the whole galaxy, mixed from components (bulge red, disc, blue knots)
     gr = 0.80 * bulge_frac + 0.45 * (1 - bulge_frac - knot_frac) + 0.10 * knot_frac
     rz = 0.45 * bulge_frac + 0.30 * (1 - bulge_frac - knot_frac) + 0.00 * knot_frac

@@ -83,11 +83,16 @@ def _profile(obj, band: str, flux: float, rng_seed: int):
         bulge = bulge.shear(q=max(obj.q, 0.65), beta=beta)
         disk = galsim.Exponential(half_light_radius=obj.r_e, flux=flux * w[1],
                                   gsparams=GSPARAMS).shear(q=obj.q, beta=beta)
+        # star formation: half in many small clumps (RandomKnots, a random walk over the
+        # disc), half in a few giant HII complexes on two log-spiral arms with a
+        # power-law luminosity function dN/dL ~ L^-2 (Kennicutt et al. 1989)
         knots = galsim.RandomKnots(int(obj.n_knots), half_light_radius=obj.r_e,
-                                   flux=flux * w[2], rng=galsim.BaseDeviate(int(obj.seed)),
+                                   flux=0.5 * flux * w[2], rng=galsim.BaseDeviate(int(obj.seed)),
                                    gsparams=GSPARAMS)
         knots = galsim.Convolve(knots, galsim.Gaussian(sigma=obj.knot_size, gsparams=GSPARAMS))
-        return galsim.Add([bulge, disk, knots.shear(q=obj.q, beta=beta)])
+        complexes = _hii_complexes(obj, 0.5 * flux * w[2])
+        return galsim.Add([bulge, disk, knots.shear(q=obj.q, beta=beta),
+                           complexes.shear(q=obj.q, beta=beta)])
     smooth_frac = 1.0 - obj.knot_frac
     if obj.kind == "satellite" and obj.n_knots > 0:
         kcol = {"g": -0.25, "r": 0.0, "z": 0.2}[band]  # knots bluer than the dwarf
@@ -103,6 +108,29 @@ def _profile(obj, band: str, flux: float, rng_seed: int):
         knots = galsim.Convolve(knots, galsim.Gaussian(sigma=obj.knot_size, gsparams=GSPARAMS))
         prof = galsim.Add([prof, knots.shear(q=obj.q, beta=beta)])
     return prof
+
+
+def _hii_complexes(obj, flux: float):
+    """Giant HII complexes: Gaussians of ~2x the knot size along two log-spiral arms.
+
+    Radii follow the exponential disc (scale length r_e / 1.678) between 0.4 and 3 r_e;
+    arm angle theta = phase + ln(R / h) / tan(pitch), pitch 15-25 deg, +-0.3 rad scatter;
+    fluxes from dN/dL ~ L^-2 over a factor 30 in L, normalised to ``flux``.
+    """
+    rng = np.random.default_rng([int(obj.seed), 11])
+    n = 4 + int(obj.n_knots) // 12
+    h = obj.r_e / 1.678
+    radius = np.clip(rng.exponential(h, n) + 0.4 * obj.r_e, 0.4 * obj.r_e, 3.0 * obj.r_e)
+    pitch = np.radians(rng.uniform(15, 25))
+    phase = rng.choice([0.0, np.pi], n) + rng.uniform(0, 2 * np.pi)
+    theta = phase + np.log(radius / h) / np.tan(pitch) + rng.normal(0, 0.3, n)
+    u = rng.uniform(0, 1, n)
+    lum = 1.0 / (1.0 - u * (1 - 1 / 30.0))  # inverse CDF of L^-2 on [1, 30]
+    lum = lum / lum.sum() * flux
+    blobs = [galsim.Gaussian(sigma=obj.knot_size * rng.uniform(1.5, 2.5), flux=f,
+                             gsparams=GSPARAMS).shift(r * np.cos(t), r * np.sin(t))
+             for r, t, f in zip(radius, theta, lum)]
+    return galsim.Add(blobs)
 
 
 def _stamp_size(obj, fwhm: float, pixscale: float) -> int:

@@ -1,0 +1,8 @@
+"""Shred CNN (paper 001, Di Teodoro, Peek & Wu): model, training data, training, scoring.
+
+TensorFlow / Keras are imported lazily inside the functions that need them.
+"""
+
+from .model import PAPER_STAGES, ShredArch, build_shred_cnn
+
+__all__ = ["PAPER_STAGES", "ShredArch", "build_shred_cnn"]

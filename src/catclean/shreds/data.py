@@ -1,0 +1,176 @@
+"""Labeled training cutouts for the shred CNN.
+
+Two sources:
+
+1. :func:`synthetic_training_set` -- a *training sky* of its own: ``n_hosts`` low-redshift
+   NSA-like hosts (:func:`catclean.sky.hosts.synthetic_hosts`, own seed and sky box),
+   each rendered and catalogued as a Legacy field (:func:`catclean.sky.fields.host_field`,
+   so shreds come out of the deblender the way they do in the real catalog), and a
+   128 x 128 RGB cutout (0.469"/pix, viewer colours) around every detection whose truth
+   label is ``galaxy`` or ``shred`` and whose r-band magnitude is below ``r_max``.
+   The sample is then balanced to ``galaxy_fraction`` galaxies (paper 001 Sec. 2.1:
+   about 60% galaxies, 40% shreds).
+2. :func:`load_labeled_images` -- the user's own labeled cutouts: a CSV with
+   ``source_id,label`` (``galaxy``/``shred`` or 0/1) and one image per source in the
+   Legacy viewer format (PNG or JPEG, 128 x 128 RGB, 60" across) named
+   ``<source_id>.png`` / ``.jpg`` / ``.jpeg`` in an image directory.
+
+Both return ``(images uint8 (N, 128, 128, 3), labels int8 (N,), meta DataFrame)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+LABELS = {"galaxy": 0, "shred": 1}
+
+
+def _field_stamps(args) -> tuple[np.ndarray, pd.DataFrame]:
+    """Worker: render one training host field and cut stamps of its labeled detections."""
+    hosts, nsaid, seed, radius_kpc, cosmology, sky, r_max, size, pixscale, min_cov = args
+    from ..cutouts.quality import classify
+    from ..cutouts.synthetic import FieldCutter
+    from ..sky.fields import host_field
+
+    fld, cat = host_field(hosts, int(nsaid), "legacy", seed, radius_kpc, cosmology, sky)
+    flux = cat["flux_r"].to_numpy(float)
+    mag = np.where(flux > 0, 22.5 - 2.5 * np.log10(np.maximum(flux, 1e-12)), np.inf)
+    sel = cat["truth_label"].isin(list(LABELS)).to_numpy() & (mag <= r_max)
+    cutter = FieldCutter(fld)
+    imgs, rows = [], []
+    for i in np.flatnonzero(sel):
+        rgb, cover = cutter.rgb(float(cat.ra.iloc[i]), float(cat.dec.iloc[i]), size, pixscale)
+        status, _ = classify(rgb, (size, size, 3), cover, min_cov)
+        if status != "ok":
+            continue
+        imgs.append(rgb)
+        rows.append({"source_id": f"train:{int(nsaid)}:{int(cat.objid.iloc[i])}"
+                     if "objid" in cat else f"train:{int(nsaid)}:{i}",
+                     "host_nsaid": int(nsaid), "truth_label": str(cat.truth_label.iloc[i]),
+                     "truth_kind": str(cat.truth_kind.iloc[i]), "mag_r": float(mag[i]),
+                     "ra": float(cat.ra.iloc[i]), "dec": float(cat.dec.iloc[i])})
+    arr = np.stack(imgs) if imgs else np.zeros((0, size, size, 3), np.uint8)
+    return arr, pd.DataFrame(rows)
+
+
+def balance(labels: np.ndarray, galaxy_fraction: float, rng: np.random.Generator
+            ) -> np.ndarray:
+    """Indices of a random subsample with ``galaxy_fraction`` label-0 entries (or as close
+    as the rarer class allows); order preserved."""
+    g, s = np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)
+    if len(g) == 0 or len(s) == 0:
+        return np.arange(len(labels))
+    ratio = galaxy_fraction / (1 - galaxy_fraction)
+    if len(g) > ratio * len(s):
+        g = rng.choice(g, int(round(ratio * len(s))), replace=False)
+    else:
+        s = rng.choice(s, min(len(s), int(round(len(g) / ratio))), replace=False)
+    return np.sort(np.concatenate([g, s]))
+
+
+def synthetic_training_set(n_hosts: int, seed: int, z_range=(0.005, 0.02),
+                           log_mass_range=(10.2, 11.2), ra_range=(200.0, 240.0),
+                           dec_range=(5.0, 35.0), sky: dict | None = None,
+                           radius_kpc: float = 100.0, cosmology: dict | None = None,
+                           r_max: float = 21.5, galaxy_fraction: float = 0.6,
+                           size: int = 128, pixscale: float = 0.469,
+                           min_coverage: float = 0.9, workers: int = 1,
+                           progress=None) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """Render a training sky and cut labeled RGB stamps (see module docstring).
+
+    Parameters
+    ----------
+    n_hosts : int
+        Number of synthetic host fields.
+    seed : int
+        Seed of the training sky (hosts, scenes, noise, balancing); keep it different
+        from the science run's seed.
+    z_range, log_mass_range, ra_range, dec_range
+        Host draw (:func:`catclean.sky.hosts.synthetic_hosts`); low redshifts give large
+        discs with resolved knots, i.e. shreds.
+    sky : dict
+        ``sky`` config section for the fields (``field_max_pix`` keeps them small).
+    r_max : float
+        Faintest r magnitude (observed Kron flux) kept.
+    galaxy_fraction : float
+        Fraction of galaxies after balancing (paper: ~0.6).
+    workers : int
+        Processes rendering fields in parallel.
+    """
+    from ..sky.hosts import make_cosmology, synthetic_hosts
+
+    hosts = synthetic_hosts(n_hosts, ra_range, dec_range, z_range, log_mass_range, seed,
+                            cosmology=make_cosmology(cosmology))
+    args = [(hosts, nsaid, seed, radius_kpc, cosmology, sky or {}, r_max, size, pixscale,
+             min_coverage) for nsaid in hosts.NSAID]
+    parts = []
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for res in pool.map(_field_stamps, args):
+                parts.append(res)
+                if progress:
+                    progress(1)
+    else:
+        for a in args:
+            parts.append(_field_stamps(a))
+            if progress:
+                progress(1)
+    images = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, size, size, 3))
+    meta = pd.concat([p[1] for p in parts], ignore_index=True)
+    labels = meta["truth_label"].map(LABELS).to_numpy(np.int8)
+    log.info("training sky: %d hosts, %d labeled stamps (%d shreds) before balancing",
+             n_hosts, len(labels), int(labels.sum()))
+    keep = balance(labels, galaxy_fraction, np.random.default_rng([seed, 77]))
+    return images[keep], labels[keep], meta.iloc[keep].reset_index(drop=True)
+
+
+def read_rgb_image(path, size: int = 128) -> np.ndarray:
+    """Read a PNG/JPEG cutout as uint8 (size, size, 3); other sizes are resized (area)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        if im.size != (size, size):
+            im = im.resize((size, size), Image.BOX)
+        return np.asarray(im, dtype=np.uint8)
+
+
+def load_labeled_images(csv_path, image_dir, size: int = 128
+                        ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """Load the user's labeled cutouts (CSV ``source_id,label`` + PNG/JPEG images).
+
+    Raises
+    ------
+    ValueError
+        Naming the rows with unknown labels or missing images.
+    """
+    table = pd.read_csv(csv_path, dtype={"source_id": str})
+    if not {"source_id", "label"} <= set(table.columns):
+        raise ValueError(f"{csv_path}: needs columns source_id,label; has {list(table.columns)}")
+    lab = table["label"].astype(str).str.strip().str.lower().map(
+        {"galaxy": 0, "shred": 1, "0": 0, "1": 1})
+    if lab.isna().any():
+        bad = table.loc[lab.isna(), "source_id"].tolist()[:5]
+        raise ValueError(f"{csv_path}: labels must be galaxy/shred or 0/1 (bad rows: {bad})")
+    image_dir = Path(image_dir)
+    images, missing = [], []
+    for sid in table["source_id"]:
+        for ext in (".png", ".jpg", ".jpeg", ".PNG", ".JPG"):
+            p = image_dir / f"{sid}{ext}"
+            if p.exists():
+                images.append(read_rgb_image(p, size))
+                break
+        else:
+            missing.append(sid)
+    if missing:
+        raise ValueError(f"{len(missing)} labeled sources have no image in {image_dir} "
+                         f"(e.g. {missing[:3]}); expected <source_id>.png or .jpg")
+    meta = table.assign(truth_label=np.where(lab.to_numpy() == 1, "shred", "galaxy"))
+    return np.stack(images), lab.to_numpy(np.int8), meta

@@ -1,0 +1,186 @@
+"""Score catalog sources with a shred CNN (paper 001 Sec. 3.2).
+
+Every source of a partition gets a row: ``p_shred`` (float64, softmax class 1) and
+``is_shred = p_shred >= threshold`` (boolean, paper: 0.5) when it passes the cuts and its
+RGB cutout is ``ok``; otherwise both are null and ``shreds_reason`` says why
+(``fails cuts: <cut_reason>``, ``cutout blank: ...``, ``cutout missing: ...``). The model
+is loaded once per job (:class:`ShredScorer`) and fed batches of ``ok`` cutouts only.
+
+Models
+------
+- ``kind: keras`` -- a ``.keras`` file written by catclean (loaded with
+  ``safe_mode=True``).
+- ``kind: savedmodel`` -- the authors' released TensorFlow SavedModel directory
+  (``CNN_shreds.dms``), through :class:`keras.layers.TFSMLayer` (serving signature) or,
+  failing that, :func:`tensorflow.saved_model.load`. Their preprocessing: 128 x 128 RGB
+  over 60" (0.469"/pix), pixels / 255, output softmax with class 1 = shred
+  (papers/README.md). Foreign models are used only when the config names one.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+
+class ShredScorer:
+    """A loaded shred model: ``predict(uint8 (N, 128, 128, 3)) -> p_shred (N,)``.
+
+    Parameters
+    ----------
+    path : path-like
+        ``.keras`` file or SavedModel directory.
+    kind : {'keras', 'savedmodel', 'auto'}
+    batch_size : int
+    endpoint : str
+        SavedModel signature used by the TFSMLayer path.
+    """
+
+    def __init__(self, path, kind: str = "auto", batch_size: int = 64,
+                 endpoint: str = "serving_default"):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"shred model not found: {self.path}")
+        if kind == "auto":
+            kind = "savedmodel" if self.path.is_dir() else "keras"
+        self.kind = kind
+        self.batch_size = int(batch_size)
+        self.endpoint = endpoint
+        self._fn = None
+        self._load()
+
+    def _load(self) -> None:
+        import keras
+
+        if self.kind == "keras":
+            model = keras.saving.load_model(self.path, compile=False, safe_mode=True)
+            self.input_shape = tuple(model.input_shape[1:])
+            self._fn = lambda x: model(x, training=False)
+            self.model = model
+            return
+        if self.kind != "savedmodel":
+            raise ValueError(f"unknown shred model kind {self.kind!r} (keras | savedmodel)")
+        try:
+            layer = keras.layers.TFSMLayer(str(self.path), call_endpoint=self.endpoint)
+            self._fn = layer
+            self.model = layer
+            self.loader = "TFSMLayer"
+        except Exception as exc:  # older SavedModels without that signature name
+            import tensorflow as tf
+
+            log.info("TFSMLayer failed (%s); using tf.saved_model.load", exc)
+            obj = tf.saved_model.load(str(self.path))
+            sig = obj.signatures.get(self.endpoint) if hasattr(obj, "signatures") else None
+            self._fn = sig if sig is not None else obj
+            self.model = obj
+            self.loader = "tf.saved_model.load"
+        self.input_shape = (128, 128, 3)
+
+    def _call(self, x: np.ndarray) -> np.ndarray:
+        import tensorflow as tf
+
+        out = self._fn(tf.constant(x))
+        if isinstance(out, dict):  # serving signatures return {name: tensor}
+            out = out[sorted(out)[0]] if len(out) > 1 else next(iter(out.values()))
+        out = np.asarray(out)
+        if out.ndim == 2 and out.shape[1] == 2:
+            return out[:, 1]
+        return out.reshape(len(x))
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """p(shred) for uint8 RGB cutouts (N, H, W, 3); pixels are divided by 255."""
+        images = np.asarray(images)
+        if len(images) == 0:
+            return np.zeros(0, dtype=np.float64)
+        if tuple(images.shape[1:]) != tuple(self.input_shape):
+            raise ValueError(f"cutouts have shape {images.shape[1:]}, the model expects "
+                             f"{self.input_shape} (128 px over 60\" RGB)")
+        out = []
+        for s in range(0, len(images), self.batch_size):
+            x = images[s:s + self.batch_size].astype(np.float32) / 255.0
+            out.append(self._call(x))
+        return np.concatenate(out).astype(np.float64)
+
+
+def score_partition(cuts: pd.DataFrame, store, scorer: ShredScorer | None,
+                    threshold: float = 0.5, batch_size: int = 256) -> pd.DataFrame:
+    """Shred columns for every row of the partition's cut table.
+
+    Parameters
+    ----------
+    cuts : pandas.DataFrame
+        ``source_id``, ``passes_cuts`` (and ``cut_reason``).
+    store : catclean.cutouts.CutoutStore
+        The partition's ``rgb`` store.
+    scorer : ShredScorer or None
+        None only when no source needs scoring.
+    threshold : float
+        ``is_shred = p_shred >= threshold`` (paper: 0.5).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``source_id`` (string), ``p_shred`` (Float64), ``is_shred`` (boolean),
+        ``shreds_reason`` (string; null when scored).
+    """
+    n = len(cuts)
+    ids = cuts["source_id"].astype(str).to_numpy()
+    p = np.full(n, np.nan)
+    reason = np.full(n, None, dtype=object)
+    passes = cuts["passes_cuts"].fillna(False).astype(bool).to_numpy() \
+        if "passes_cuts" in cuts else np.ones(n, bool)
+    cut_reason = cuts["cut_reason"].astype(str).to_numpy() if "cut_reason" in cuts \
+        else np.full(n, "")
+    for i in np.flatnonzero(~passes):
+        reason[i] = f"fails cuts: {cut_reason[i]}" if cut_reason[i] not in ("", "<NA>",
+                                                                             "nan") \
+            else "fails cuts"
+    idx = store.index.set_index("source_id")
+    pos = idx.reindex(ids)
+    status = pos["cutout_status"].astype(object).where(pos["cutout_status"].notna(),
+                                                       "missing").to_numpy()
+    why = pos["reason"].astype(object).where(pos["reason"].notna(),
+                                             "not in the cutout store").to_numpy()
+    todo = np.flatnonzero(passes & (status == "ok"))
+    for i in np.flatnonzero(passes & (status != "ok")):
+        reason[i] = f"cutout {status[i]}" + (f": {why[i]}" if why[i] else "")
+    if len(todo):
+        if scorer is None:
+            raise ValueError("sources need scoring but no shred model was given")
+        for s in range(0, len(todo), batch_size):
+            part = todo[s:s + batch_size]
+            try:
+                imgs, st = store.get(list(ids[part]))
+            except Exception as exc:  # unreadable shard: flag, keep going
+                for i in part:
+                    reason[i] = f"cutout corrupt: cannot read store ({exc})"
+                continue
+            good = st == "ok"
+            for i in part[~good]:
+                reason[i] = "cutout corrupt: unreadable in store"
+            if good.any():
+                imgs = imgs[good]
+                bad_pix = imgs.reshape(len(imgs), -1).max(axis=1) == imgs.reshape(
+                    len(imgs), -1).min(axis=1)
+                probs = scorer.predict(imgs)
+                probs = np.where(bad_pix, np.nan, probs)
+                p[part[good]] = probs
+                for i in part[good][bad_pix]:
+                    reason[i] = "cutout blank"
+        nonfinite = np.isin(np.arange(n), todo) & ~np.isfinite(p) & (reason == None)  # noqa: E711
+        for i in np.flatnonzero(nonfinite):
+            reason[i] = "model returned a non-finite probability"
+    p_col = pd.Series(p, dtype="Float64")
+    p_col[~np.isfinite(p)] = pd.NA
+    is_shred = pd.Series(pd.array(np.where(np.isfinite(p), p >= threshold, False),
+                                  dtype="boolean"))
+    is_shred[~np.isfinite(p)] = pd.NA
+    return pd.DataFrame({"source_id": pd.Series(ids, dtype="string"),
+                         "p_shred": p_col.astype("Float64"),
+                         "is_shred": is_shred,
+                         "shreds_reason": pd.Series(reason, dtype="string")})

@@ -1,0 +1,227 @@
+"""Unit tests of the QA stage (paper 000): simulator, extraction, SOM, stamps, failure paths."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from catclean.qa import CLASSES
+from catclean.qa.extract import ExtractConfig, QAInputError, read_exposure
+from catclean.qa.features import classical_metrics, process_exposure, som_features
+from catclean.qa.models import combine_ccds
+from catclean.qa.represent import input2, representative_ccd
+from catclean.qa.sextractor import find_binary
+from catclean.qa.simulate import (
+    SimConfig,
+    draw_exposure_params,
+    exposure_plan,
+    make_exposure,
+    render_exposure,
+    write_mef,
+)
+from catclean.qa.som import BatchSOM, cluster_codebook
+
+SIM = SimConfig(n_ccd=3, ccd_shape=(768, 512), p_dead_ccd=0.0, short_exposure_fraction=0.0)
+
+
+def _exposure(tmp_path, label, idx=0, seed=3, cfg=SIM):
+    row = {"label": label, "split": "test", "defect": "", "expid": 100 + idx, "index": idx}
+    return make_exposure(row, tmp_path / f"{label}_{idx}.fits", cfg, seed)
+
+
+# ------------------------------------------------------------------------ simulator
+def test_mef_structure_and_headers(tmp_path):
+    rec, truth = _exposure(tmp_path, "Good")
+    exptime, hdul = read_exposure(rec["path"])
+    with hdul:
+        assert len(hdul) == 1 + SIM.n_ccd
+        assert hdul[0].header["EXPTIME"] == exptime == rec["exptime"]
+        for h in hdul[1:]:
+            assert h.data.shape == SIM.ccd_shape
+            assert h.data.dtype.kind == "u" and h.data.dtype.itemsize == 2   # 16-bit like MegaCam
+            assert h.header["EXPTIME"] == exptime
+    assert truth["is_star"].any() and (~truth["is_star"]).any()
+
+
+def test_dead_ccds_are_zero_and_counted(tmp_path):
+    cfg = SimConfig(n_ccd=6, ccd_shape=(256, 256), p_dead_ccd=0.5)
+    rec, _ = _exposure(tmp_path, "Good", cfg=cfg, seed=5)
+    assert rec["n_dead_ccd"] == len(rec["dead_ccds"].split(",")) > 0
+    ccds, _ = process_exposure(rec["path"], ExtractConfig())
+    assert (ccds["status"] == "dead").sum() == rec["n_dead_ccd"]
+
+
+def test_simulation_is_deterministic(tmp_path):
+    rng = np.random.default_rng(1)
+    p1 = draw_exposure_params(1, "RBT", np.random.default_rng(9), SIM)
+    p2 = draw_exposure_params(1, "RBT", np.random.default_rng(9), SIM)
+    assert p1 == p2
+    a, _ = render_exposure(p1, SimConfig(n_ccd=1, ccd_shape=(200, 200)), np.random.default_rng(4))
+    b, _ = render_exposure(p2, SimConfig(n_ccd=1, ccd_shape=(200, 200)), np.random.default_rng(4))
+    assert np.array_equal(a[0], b[0])
+    assert rng is not None
+
+
+def test_class_physics(tmp_path):
+    """Trails make bright point sources elongated, bad seeing makes them wide
+    (the classical diagnostics of paper Sec. 6); saturated stars reach 65535 ADU."""
+    cfg = SimConfig(n_ccd=2, ccd_shape=(1024, 768), p_dead_ccd=0.0,
+                    short_exposure_fraction=0.0, star_density=(30000.0, 30000.0))
+    out = {}
+    sat = False
+    for i, label in enumerate(("Good", "RBT", "B-Seeing")):
+        rec, truth = _exposure(tmp_path, label, idx=i, cfg=cfg, seed=21)
+        ccds, src = process_exposure(rec["path"], ExtractConfig(),
+                                     truth=pd.DataFrame(truth))
+        stel = (src["is_star"] == 1).astype(float).to_numpy()
+        out[label] = classical_metrics(src, stel, cfg.pixel_scale)
+        _, hdul = read_exposure(rec["path"])
+        with hdul:
+            sat |= any(int(h.data.max()) == 65535 for h in hdul[1:])
+    assert out["RBT"][1] > out["Good"][1] + 0.2           # ellipticity
+    assert out["Good"][1] < 0.2
+    assert out["B-Seeing"][0] > out["Good"][0]            # FWHM
+    assert sat
+
+
+def test_exposure_plan_balanced():
+    plan = exposure_plan(3, 2, seed=1, broken=True)
+    labels = pd.Series([r["label"] for r in plan if not r["defect"]])
+    assert set(labels) == set(CLASSES) and labels.value_counts().nunique() == 1
+    assert {r["defect"] for r in plan} == {"", "corrupt", "no_exptime", "nan_ccd", "blank"}
+    assert len({r["expid"] for r in plan}) == len(plan)
+
+
+# ------------------------------------------------------------------ failure paths
+@pytest.mark.parametrize("defect,match", [("corrupt", "corrupt|truncated"),
+                                          ("no_exptime", "EXPTIME")])
+def test_unreadable_exposures_raise_named_error(tmp_path, defect, match):
+    row = {"label": "Good", "split": "test", "defect": defect, "expid": 7, "index": 0}
+    rec, _ = make_exposure(row, tmp_path / "x.fits", SIM, 1)
+    with pytest.raises(QAInputError, match=match):
+        process_exposure(rec["path"], ExtractConfig())
+
+
+def test_nan_ccd_and_blank_exposure_statuses(tmp_path):
+    row = {"label": "Good", "split": "test", "defect": "nan_ccd", "expid": 8, "index": 0}
+    rec, _ = make_exposure(row, tmp_path / "nan.fits", SIM, 1)
+    ccds, src = process_exposure(rec["path"], ExtractConfig())
+    bad = ccds[ccds["status"] == "bad"]
+    assert len(bad) == 1 and "NaN" in bad["reason"].iloc[0]
+    assert (ccds["status"] == "ok").sum() == SIM.n_ccd - 1 and len(src) > 0
+    row = {"label": "Good", "split": "test", "defect": "blank", "expid": 9, "index": 1}
+    rec, _ = make_exposure(row, tmp_path / "blank.fits", SIM, 1)
+    ccds, src = process_exposure(rec["path"], ExtractConfig())
+    assert len(src) == 0 and (ccds["status"] != "ok").all()
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(QAInputError, match="not found"):
+        read_exposure(tmp_path / "nope.fits")
+
+
+def test_write_mef_without_exptime(tmp_path):
+    p = write_mef(tmp_path / "n.fits", [np.ones((64, 64), np.uint16)], None, SIM, exptime=None)
+    with pytest.raises(QAInputError, match="EXPTIME"):
+        read_exposure(p)
+
+
+# ------------------------------------------------------------------------------ SOM
+def test_som_bmu_matches_bruteforce_and_chunks():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5000, 5)).astype(np.float32)
+    som = BatchSOM(6, 7, n_iter=5, chunk=333, seed=1).fit(x)
+    z = som.transform(x)
+    brute = ((z[:, None, :] - som.weights[None]) ** 2).sum(-1).argmin(1)
+    assert np.mean(som.bmu(z) == brute) > 0.999    # float32 ties only
+    som2 = BatchSOM(6, 7, n_iter=5, chunk=4096, seed=1).fit(x)
+    np.testing.assert_allclose(som.weights, som2.weights, atol=1e-4)
+
+
+def test_som_converges_deterministic_and_roundtrips(tmp_path):
+    rng = np.random.default_rng(2)
+    centers = rng.normal(scale=5, size=(8, 5))
+    x = (centers[rng.integers(8, size=20000)] + rng.normal(size=(20000, 5))).astype(np.float32)
+    a = BatchSOM(15, 15, sigma0=3.0, sigma_end=0.5, n_iter=15, seed=4).fit(x)
+    b = BatchSOM(15, 15, sigma0=3.0, sigma_end=0.5, n_iter=15, seed=4).fit(x)
+    assert np.array_equal(a.weights, b.weights)
+    qe = a.quantization_error
+    assert qe[-1] < 0.6 * qe[0]
+    assert a.sigma_at(0) == 3.0 and abs(a.sigma_at(14) - 0.5) < 1e-9
+    uc = cluster_codebook(a.weights, 20, seed=0)
+    assert uc.shape == (225,) and set(uc) == set(range(20))
+    a.save(tmp_path / "som.npz", unit_cluster=uc)
+    c, extra = BatchSOM.load(tmp_path / "som.npz")
+    assert np.array_equal(c.predict(x), a.predict(x))
+    assert np.array_equal(extra["unit_cluster"], uc)
+    assert a.hit_map(x).sum() == len(x)
+
+
+# ----------------------------------------------------------------------- stamps etc.
+def test_representative_image_blank_for_empty_cluster():
+    data = np.full((100, 120), 100.0, np.float32)
+    data[50, 60] = 1000.0
+    x = np.array([60.0, 10.0, 119.0])
+    y = np.array([50.0, 10.0, 99.0])
+    cl = np.array([0, 0, 3])
+    st, ct, chosen = representative_ccd(data, x, y, cl, 100.0, 10.0, n_clusters=5, stamp=25,
+                                        rng=np.random.default_rng(0))
+    assert st.shape == (5, 25, 25) and ct.tolist() == [2, 0, 0, 1, 0]
+    assert np.all(st[[1, 2, 4]] == 0) and chosen[1] == -1
+    assert np.isfinite(st).all()
+    st2, _, chosen2 = representative_ccd(data, x, y, cl, 100.0, 10.0, 5, 25,
+                                         np.random.default_rng(0))
+    assert np.array_equal(st, st2) and np.array_equal(chosen, chosen2)
+    enc = input2(ct[None])
+    assert enc.shape == (1, 10) and abs(enc[0, 5:].sum() - 1) < 1e-6
+
+
+def test_combine_ccds_rule():
+    p = np.array([[0.9, 0.025, 0.025, 0.025, 0.025], [0.6, 0.1, 0.1, 0.1, 0.1]])
+    q = combine_ccds(p)
+    assert abs(q.sum() - 1) < 1e-12 and q.argmax() == 0
+    lp = np.log(p).mean(0)
+    np.testing.assert_allclose(q, np.exp(lp) / np.exp(lp).sum())
+    assert np.isnan(combine_ccds(np.zeros((0, 5)))).all()
+
+
+def test_som_features_caps_exptime():
+    src = pd.DataFrame({"npix": [10.0, 100.0], "a": [2.0, 4.0], "b": [1.0, 4.0],
+                        "rel_back": [0.5, -1.0], "exptime": [5.0, 300.0]})
+    f = som_features(src, np.array([0.9, 0.1]))
+    np.testing.assert_allclose(f[:, 4], [5 / 30, 1.0])
+    np.testing.assert_allclose(f[:, 1], [0.5, 0.0])
+
+
+def test_qa_config_validates():
+    from catclean.config import REPO_ROOT, load_config
+
+    cfg = load_config(REPO_ROOT / "config" / "config.yaml")
+    assert cfg["qa"]["som"]["rows"] == 15 and cfg["qa"]["stamp"] == 25
+    from catclean.config import ConfigError
+
+    with pytest.raises(ConfigError, match="qa"):
+        load_config(REPO_ROOT / "config" / "config.yaml",
+                    {"qa": {"extract": {"backend": "swarp"}}})
+
+
+# ------------------------------------------------------------------- Source Extractor
+@pytest.mark.skipif(find_binary() is None,
+                    reason="Source Extractor binary ('source-extractor' or 'sex') not installed; "
+                           "`make test` installs it with apt when run as root")
+def test_sextractor_backend_matches_sep(tmp_path):
+    cfg = SimConfig(n_ccd=1, ccd_shape=(1024, 768), p_dead_ccd=0.0,
+                    short_exposure_fraction=0.0, star_density=(30000.0, 30000.0))
+    rec, truth = _exposure(tmp_path, "Good", cfg=cfg, seed=8)
+    tt = pd.DataFrame(truth)
+    _, s_sep = process_exposure(rec["path"], ExtractConfig(backend="sep"), truth=tt)
+    _, s_sex = process_exposure(rec["path"], ExtractConfig(backend="sextractor"), truth=tt)
+    assert abs(len(s_sex) - len(s_sep)) < 0.2 * len(s_sep)
+    assert s_sex["class_star"].between(0, 1).all()
+    known = s_sex[s_sex["snr"] > 20]
+    from catclean.qa.features import roc_auc
+
+    assert roc_auc(known["is_star"], known["class_star"]) > 0.8
+    f = som_features(s_sex, s_sex["class_star"].to_numpy())
+    assert f.shape == (len(s_sex), 5) and np.isfinite(f).all()
