@@ -23,5 +23,6 @@ for row in cones[cones.host_status != "ok"].itertuples():
     log.warning("host NSAID %s flagged: %s", row.NSAID, row.host_reason)
 write_parquet(cones, snakemake.output.hosts, units={**NSA_UNITS, "radius_deg": "deg"},
               prov=provenance({"hosts": p.hosts, "seed": p.seed}, stage="hosts",
-                              provider=p.hosts["provider"]))
+                              provider=p.hosts["provider"],
+                              **hosts.attrs.get("nsa_provenance", {})))
 Path(snakemake.output.plan).write_text(json.dumps(plan, indent=1))

@@ -10,7 +10,8 @@ from catclean.blends import pipeline
 
 TINY = {"stamp": 64, "n_galaxies": 500, "n_train": 1800, "n_test": 400, "b2f_filters": 16,
         "unet_depth": 4, "unet_filters": 8, "b2m2f_filters": 16, "epochs": 10,
-        "unet_epochs": 8, "warmup_epochs": 3, "e2e_epochs": 6, "batch_size": 32,
+        "unet_epochs": 5, "warmup_epochs": 8, "e2e_epochs": 2, "batch_size": 32,
+        "unet_batch_size": 8,
         "learning_rate": 1e-3, "e2e_learning_rate": 3e-4, "patience": 4, "seg_weight": 0.1}
 
 

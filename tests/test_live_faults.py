@@ -8,14 +8,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from catclean.catalogs.normalize import normalize
+from catclean.catalogs.providers import get_provider
+from catclean.catalogs.schema import NATIVE_COLUMNS
+from catclean.net import Fetcher, ParseError, ServiceError, ServiceSettings, retry_after_seconds
+
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "live"))
 import live_replay as R  # noqa: E402
-
-from catclean.catalogs.normalize import normalize  # noqa: E402
-from catclean.catalogs.providers import get_provider  # noqa: E402
-from catclean.catalogs.schema import NATIVE_COLUMNS  # noqa: E402
-from catclean.net import Fetcher, ParseError, ServiceError, ServiceSettings, \
-    retry_after_seconds  # noqa: E402
 
 SQL_PATH = "/dr17/SkyServerWS/SearchTools/SqlSearch"
 CENTRE = (150.5, 2.0)

@@ -7,17 +7,20 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
+
+from catclean.catalogs.hosts_io import load_hosts
+from catclean.cutouts.legacy_client import (
+    CutoutUnavailable,
+    LegacyCutoutClient,
+    fetch_fits,
+    fetch_jpeg,
+)
+from catclean.net import ServiceError
+from catclean.sky.hosts import make_cosmology, synthetic_hosts
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "live"))
 import live_replay as R  # noqa: E402
-
-from catclean.catalogs.hosts_io import load_hosts  # noqa: E402
-from catclean.cutouts.legacy_client import CutoutUnavailable, LegacyCutoutClient, \
-    fetch_fits, fetch_jpeg  # noqa: E402
-from catclean.net import ServiceError  # noqa: E402
-from catclean.sky.hosts import make_cosmology, synthetic_hosts  # noqa: E402
 
 NSA_PATH = "/sas/dr17/sdss/atlas/v1/nsa_v1_0_1.fits"
 
@@ -180,4 +183,3 @@ def test_cutout_retries_truncated_and_5xx_and_validates_input(server, tmp_path):
         server.script("/viewer/cutout.jpg", R.Reply(500, b"oops"))
     with pytest.raises(ServiceError, match=r"legacy_viewer: failed after 3 attempts.*cutout.jpg"):
         c.fetch_jpeg(8.0, 1.0)
-    pd.DataFrame()  # keep pandas import used

@@ -11,14 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from catclean.catalogs import live
+from catclean.catalogs.normalize import normalize
+from catclean.catalogs.providers import get_provider, in_cones_and_pixel
+from catclean.catalogs.schema import NATIVE_COLUMNS
+from catclean.net import SchemaError, ServiceError
+
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "live"))
 import live_replay as R  # noqa: E402
-
-from catclean.catalogs import live  # noqa: E402
-from catclean.catalogs.normalize import normalize  # noqa: E402
-from catclean.catalogs.providers import get_provider, in_cones_and_pixel  # noqa: E402
-from catclean.catalogs.schema import NATIVE_COLUMNS  # noqa: E402
-from catclean.net import SchemaError, ServiceError  # noqa: E402
 
 CENTRES = [(150.5, 2.0), (150.62, 2.1)]
 SQL_PATH = "/dr17/SkyServerWS/SearchTools/SqlSearch"

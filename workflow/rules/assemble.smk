@@ -13,7 +13,9 @@ rule assemble:
         release=lambda wc: RELEASE[wc.survey],
         columns=list(CATALOG_COLUMNS),
         nside=config["partition"]["nside"],
-        config=config,
+        # provenance of one survey's catalog: its own survey entry only, so changing
+        # another survey's release does not rerun this assembly
+        config=lambda wc: {**config, "surveys": {wc.survey: config["surveys"][wc.survey]}},
     log:
         f"{RESULTS}/logs/assemble/{{survey}}.log",
     conda:

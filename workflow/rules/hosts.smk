@@ -10,7 +10,6 @@ checkpoint hosts:
         cosmology=config["cosmology"],
         radius_kpc=config["association"]["radius_kpc"],
         nside=config["partition"]["nside"],
-        sky=config.get("sky", {}),
         seed=config["seed"],
     log:
         f"{RESULTS}/logs/hosts.log",

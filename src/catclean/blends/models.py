@@ -122,35 +122,42 @@ def build_blend2flux(stamp: int, filters: int = 256, batchnorm: bool = False) ->
     return keras.Model(inp, out, name="blend2flux")
 
 
-def build_unet_core(stamp: int, depth: int = 5, filters: int = 32, channels: int = 1
-                    ) -> keras.Model:
-    """U-Net (Fig. 4) on a normalised stamp -> 2 sigmoid masks (central, companion)."""
+def _conv(h, nf: int, batchnorm: bool):
+    if not batchnorm:
+        return layers.Conv2D(nf, 3, padding="same", activation="relu")(h)
+    h = layers.Conv2D(nf, 3, padding="same", use_bias=False)(h)
+    return layers.Activation("relu")(layers.BatchNormalization()(h))
+
+
+def build_unet_core(stamp: int, depth: int = 5, filters: int = 32, channels: int = 1,
+                    batchnorm: bool = False) -> keras.Model:
+    """U-Net (Fig. 4) on a normalised stamp -> 2 sigmoid masks (central, companion).
+
+    ``batchnorm`` adds batch normalisation after each convolution (not in the paper).
+    """
     _check_size(stamp, 2 ** (depth - 1), f"U-Net of depth {depth}")
     inp = keras.Input((stamp, stamp, channels), name="normed")
     h, skips = inp, []
     for lvl in range(depth - 1):
         nf = filters * 2 ** lvl
-        h = layers.Conv2D(nf, 3, padding="same", activation="relu")(h)
-        h = layers.Conv2D(nf, 3, padding="same", activation="relu")(h)
+        h = _conv(_conv(h, nf, batchnorm), nf, batchnorm)
         skips.append(h)
         h = layers.MaxPooling2D(2)(h)
     nf = filters * 2 ** (depth - 1)
-    h = layers.Conv2D(nf, 3, padding="same", activation="relu")(h)
-    h = layers.Conv2D(nf, 3, padding="same", activation="relu")(h)
+    h = _conv(_conv(h, nf, batchnorm), nf, batchnorm)
     for lvl in reversed(range(depth - 1)):
         nf = filters * 2 ** lvl
         h = layers.Conv2DTranspose(nf, 2, strides=2, padding="same")(h)
         h = layers.Concatenate()([h, skips[lvl]])
-        h = layers.Conv2D(nf, 3, padding="same", activation="relu")(h)
-        h = layers.Conv2D(nf, 3, padding="same", activation="relu")(h)
+        h = _conv(_conv(h, nf, batchnorm), nf, batchnorm)
     out = layers.Conv2D(2, 1, activation="sigmoid")(h)
     return keras.Model(inp, out, name="unet_core")
 
 
-def build_unet(stamp: int, depth: int = 5, filters: int = 32
+def build_unet(stamp: int, depth: int = 5, filters: int = 32, batchnorm: bool = False
                ) -> tuple[keras.Model, keras.Model]:
     """U-Net for pretraining: blend (nanomaggies) -> masks. Returns ``(unet, core)``."""
-    core = build_unet_core(stamp, depth, filters)
+    core = build_unet_core(stamp, depth, filters, batchnorm=batchnorm)
     inp = keras.Input((stamp, stamp, 1), name="blend")
     x, _ = StampNorm(name="norm")(inp)
     masks = layers.Identity(name="masks")(core(x))

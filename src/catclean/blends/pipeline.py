@@ -97,8 +97,10 @@ def train_all(train: dict, val: dict, settings: dict, seed: int, outdir,
     unet, core = M.build_unet(stamp, int(settings["unet_depth"]), int(settings["unet_filters"]))
     M.compile_unet(unet, float(settings["learning_rate"]))
     log.info("U-Net: %d parameters", unet.count_params())
-    hist["unet"] = M.fit(unet, train, val, "masks", int(settings["unet_epochs"]), bs, seed + 1,
-                         patience=pat, verbose=verbose)
+    # Sec. 3.2: "reduced batch size for the U-Net training" (more steps per epoch)
+    hist["unet"] = M.fit(unet, train, val, "masks", int(settings["unet_epochs"]),
+                         int(settings["unet_batch_size"]), seed + 1, patience=pat,
+                         verbose=verbose)
     unet.save(outdir / "unet.keras")
 
     # Sec. 3.2: pretrained U-Net inside blend2mask2flux, trained end to end

@@ -14,7 +14,7 @@ DEFAULT_PRESET = {
     "b2f_filters": 16, "unet_depth": 4, "unet_filters": 8, "b2m2f_filters": 8,
     "epochs": 12, "unet_epochs": 6, "e2e_epochs": 8, "batch_size": 32,
     "learning_rate": 1e-3, "e2e_learning_rate": 3e-4, "patience": 5, "seg_weight": 0.1,
-    "warmup_epochs": 4, "batchnorm": False,
+    "warmup_epochs": 8, "batchnorm": False, "unet_batch_size": 8,
 }
 
 

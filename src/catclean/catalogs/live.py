@@ -381,8 +381,9 @@ class LiveProvider(CatalogProvider):
                                   cones, int(hpx), int(nside))
         out = out[keep]
         out = out.sort_values([rac, decc], kind="stable").reset_index(drop=True)
-        log.info("%s %s hpx=%d: %d requests, %d rows kept", self.survey, self.release,
-                 hpx, len(self._records), len(out))
+        log.info("%s %s hpx=%d: %d requests (%d answered from cache), %d rows kept",
+                 self.survey, self.release, hpx, len(self._records), self.n_from_cache,
+                 len(out))
         return self.finish(out)
 
     def describe(self) -> dict:

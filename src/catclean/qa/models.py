@@ -48,6 +48,7 @@ class ModelConfig:
     epochs: int = 60
     patience: int = 10
     val_fraction: float = 0.3
+    augment: bool = True
 
     @classmethod
     def from_dict(cls, d: dict | None) -> ModelConfig:
@@ -152,12 +153,20 @@ def train_model(kind: str, stamps, in2, y, groups, cfg: ModelConfig, seed: int,
                                 replace=False).tolist())
     is_val = np.array([g in val_groups for g in groups])
     model = build_model(kind, n_clusters, stamp, cfg)
-    xs = model_inputs(kind, stamps, in2)
-    tr = [a[~is_val] for a in xs]
-    va = [a[is_val] for a in xs]
+    ytr = y[~is_val]
+    if kind != "M2" and cfg.augment:
+        # mirror images of every training CCD (all its stamps flipped together): a trail or
+        # gradient direction is not a class property, its presence is
+        st_tr = stamps[~is_val]
+        st_tr = np.concatenate([st_tr, st_tr[:, :, :, ::-1], st_tr[:, :, ::-1, :]])
+        tr = model_inputs(kind, st_tr, np.concatenate([in2[~is_val]] * 3))
+        ytr = np.concatenate([ytr] * 3)
+    else:
+        tr = model_inputs(kind, stamps[~is_val], in2[~is_val])
+    va = model_inputs(kind, stamps[is_val], in2[is_val])
     cb = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience,
                                         restore_best_weights=True)]
-    hist = model.fit(tr, y[~is_val], validation_data=(va, y[is_val]), epochs=cfg.epochs,
+    hist = model.fit(tr, ytr, validation_data=(va, y[is_val]), epochs=cfg.epochs,
                      batch_size=cfg.batch_size, shuffle=True, verbose=0, callbacks=cb)
     h = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
     if log:

@@ -55,6 +55,9 @@ def main(argv=None) -> int:
     ms.add_argument("--field-max-pix", type=int, default=500)
     ms.add_argument("--z-range", type=float, nargs=2, default=(0.015, 0.03))
     ms.add_argument("--r-max", type=float, default=22.5)
+    ms.add_argument("--chunk", type=int, default=0,
+                    help="render hosts in chunks of this many, one <out>.partNNN.npz each; "
+                         "existing parts are skipped (resumable)")
     ms.add_argument("--out", required=True)
     tr = sub.add_parser("train", help="held-out test + k-fold CV training")
     tr.add_argument("--set", help="npz from make-set")
@@ -78,10 +81,24 @@ def main(argv=None) -> int:
         from .data import synthetic_training_set
 
         t0 = time.time()
+        sky = {"field_max_pix": a.field_max_pix, "background_density": 40000,
+               "star_density": 3000}
+        if a.chunk:
+            for k, start in enumerate(range(0, a.hosts, a.chunk)):
+                part = Path(f"{a.out}.part{k:03d}.npz")
+                if part.exists():
+                    continue
+                images, labels, meta = synthetic_training_set(
+                    a.hosts, a.seed, z_range=tuple(a.z_range), r_max=a.r_max,
+                    workers=a.workers, sky=sky, host_slice=slice(start, start + a.chunk),
+                    galaxy_fraction=None)
+                _save_set(part, images, labels, meta)
+                log.info("wrote %s: %d cutouts, %d shreds (%.0f s)", part, len(labels),
+                         int(labels.sum()), time.time() - t0)
+            return 0
         images, labels, meta = synthetic_training_set(
             a.hosts, a.seed, z_range=tuple(a.z_range), r_max=a.r_max, workers=a.workers,
-            sky={"field_max_pix": a.field_max_pix, "background_density": 40000,
-                 "star_density": 3000})
+            sky=sky)
         _save_set(a.out, images, labels, meta)
         log.info("wrote %s: %d cutouts, %d shreds (%.0f s)", a.out, len(labels),
                  int(labels.sum()), time.time() - t0)
@@ -90,8 +107,18 @@ def main(argv=None) -> int:
     from .train import TrainConfig, cross_validate, save_json
 
     if a.set:
-        d = np.load(a.set, allow_pickle=False)
-        images, labels, groups = d["images"], d["labels"], d["groups"]
+        import glob
+
+        from .data import balance
+
+        files = sorted(glob.glob(a.set)) or [a.set]
+        ds = [np.load(f, allow_pickle=False) for f in files]
+        images = np.concatenate([d["images"] for d in ds])
+        labels = np.concatenate([d["labels"] for d in ds])
+        groups = np.concatenate([d["groups"] for d in ds])
+        keep = balance(labels, 0.6, np.random.default_rng([a.seed, 77]))
+        images, labels, groups = images[keep], labels[keep], groups[keep]
+        log.info("%d files: %d cutouts after 60/40 balancing", len(files), len(labels))
     else:
         from .data import load_labeled_images
 

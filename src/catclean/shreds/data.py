@@ -82,7 +82,7 @@ def synthetic_training_set(n_hosts: int, seed: int, z_range=(0.005, 0.02),
                            r_max: float = 21.5, galaxy_fraction: float = 0.6,
                            size: int = 128, pixscale: float = 0.469,
                            min_coverage: float = 0.9, workers: int = 1,
-                           progress=None) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+                           progress=None, host_slice: slice | None = None) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
     """Render a training sky and cut labeled RGB stamps (see module docstring).
 
     Parameters
@@ -99,17 +99,19 @@ def synthetic_training_set(n_hosts: int, seed: int, z_range=(0.005, 0.02),
         ``sky`` config section for the fields (``field_max_pix`` keeps them small).
     r_max : float
         Faintest r magnitude (observed Kron flux) kept.
-    galaxy_fraction : float
-        Fraction of galaxies after balancing (paper: ~0.6).
+    galaxy_fraction : float or None
+        Fraction of galaxies after balancing (paper: ~0.6); None keeps all.
     workers : int
         Processes rendering fields in parallel.
+    host_slice : slice, optional
+        Render only these hosts of the drawn table (chunked, resumable builds).
     """
     from ..sky.hosts import make_cosmology, synthetic_hosts
 
     hosts = synthetic_hosts(n_hosts, ra_range, dec_range, z_range, log_mass_range, seed,
                             cosmology=make_cosmology(cosmology))
     args = [(hosts, nsaid, seed, radius_kpc, cosmology, sky or {}, r_max, size, pixscale,
-             min_coverage) for nsaid in hosts.NSAID]
+             min_coverage) for nsaid in hosts.NSAID[host_slice or slice(None)]]
     parts = []
     if workers > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:
@@ -127,6 +129,8 @@ def synthetic_training_set(n_hosts: int, seed: int, z_range=(0.005, 0.02),
     labels = meta["truth_label"].map(LABELS).to_numpy(np.int8)
     log.info("training sky: %d hosts, %d labeled stamps (%d shreds) before balancing",
              n_hosts, len(labels), int(labels.sum()))
+    if galaxy_fraction is None:
+        return images, labels, meta
     keep = balance(labels, galaxy_fraction, np.random.default_rng([seed, 77]))
     return images[keep], labels[keep], meta.iloc[keep].reset_index(drop=True)
 
