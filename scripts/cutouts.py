@@ -24,9 +24,12 @@ table = table[[c for c in ("source_id", "ra", "dec", "field_nsaid") if c in tabl
 if p.provider == "synthetic":
     provider = SyntheticCutouts(field_paths_from_inputs(snakemake.input.get("fields", [])), spec)
 else:
+    from catclean.cutouts.legacy_client import LegacyCutoutClient
+
     live = cfg.get("live", {})
+    client = LegacyCutoutClient(p.services, release=p.legacy_release)
     provider = LiveCutouts(live.get("cache_dir", "results/cache/cutouts"), spec,
-                           workers=live.get("workers", 8))
+                           workers=live.get("workers", 8), client=client)
 bar = progress(range(len(table)), desc=f"cutouts {w.survey} hpx={w.hpx}", unit="src")
 status = build_partition(table, provider, spec, snakemake.output.rgb, snakemake.output.grz,
                          meta={"survey": w.survey, "release": w.release, "hpx": int(w.hpx)},

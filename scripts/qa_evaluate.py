@@ -25,6 +25,7 @@ ap.add_argument("--config", default=str(REPO_ROOT / "config" / "config.yaml"))
 ap.add_argument("--train-per-class", type=int)
 ap.add_argument("--test-per-class", type=int)
 ap.add_argument("--n-ccd", type=int)
+ap.add_argument("--ccd-shape", type=int, nargs=2, metavar=("NY", "NX"))
 ap.add_argument("--seed", type=int)
 ap.add_argument("--workdir", required=True)
 ap.add_argument("--out", default=None)
@@ -39,6 +40,8 @@ if args.test_per_class:
     qa["simulate"]["n_test_per_class"] = args.test_per_class
 if args.n_ccd:
     qa["simulate"]["n_ccd"] = args.n_ccd
+if args.ccd_shape:
+    qa["simulate"]["ccd_shape"] = list(args.ccd_shape)
 seed = args.seed if args.seed is not None else cfg["seed"]
 
 from catclean.qa.run import classical_vs_model, run_stage  # noqa: E402

@@ -7,7 +7,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
 
 from catclean.cutouts import CutoutStore  # noqa: E402
-from catclean.io import provenance, read_metadata, read_parquet, write_parquet  # noqa: E402
+from catclean.io import read_metadata, read_parquet, write_parquet  # noqa: E402
 from catclean.runtime import rule_logging  # noqa: E402
 from catclean.shreds.score import ShredScorer, score_partition  # noqa: E402
 

@@ -6,39 +6,23 @@
 # viewer through catclean.cutouts.legacy_client (bounded pool, on-disk cache). See
 # docs/cutouts.md.
 
+from catclean.cutouts.smk import cutout_provider, cutouts_inputs
+
 CUTOUTS = config.get("cutouts", {})
-
-
-def cutout_provider(survey):
-    prov = CUTOUTS.get("provider", "auto")
-    if prov == "auto":
-        return "live" if config["surveys"][survey]["provider"] == "live" else "synthetic"
-    return prov
-
-
-def cutouts_inputs(wildcards):
-    inputs = {"cuts": f"{RESULTS}/cuts/{wildcards.survey}/{wildcards.release}/hpx={wildcards.hpx}.parquet"}
-    if cutout_provider(wildcards.survey) == "synthetic":
-        imaging = CUTOUTS.get("imaging_survey", "legacy")
-        hosts = partition_plan()["fields"].get(wildcards.hpx, [])
-        inputs["fields"] = expand(
-            f"{RESULTS}/fields/{imaging}/{{release}}/{{host}}.fits",
-            release=config["surveys"][imaging]["release"],
-            host=hosts,
-        )
-    return inputs
 
 
 rule cutouts:
     input:
-        unpack(cutouts_inputs),
+        unpack(lambda wc: cutouts_inputs(wc, config, RESULTS, partition_plan())),
     output:
         rgb=directory(f"{RESULTS}/cutouts/{{survey}}/{{release}}/hpx={{hpx}}/rgb"),
         grz=directory(f"{RESULTS}/cutouts/{{survey}}/{{release}}/hpx={{hpx}}/grz"),
         status=f"{RESULTS}/cutouts/{{survey}}/{{release}}/hpx={{hpx}}/status.parquet",
     params:
         cutouts=CUTOUTS,
-        provider=lambda wc: cutout_provider(wc.survey),
+        provider=lambda wc: cutout_provider(config, wc.survey),
+        services=config.get("services", {}),
+        legacy_release=config["surveys"].get("legacy", {}).get("release", "dr9"),
         seed=config["seed"],
     threads: 1
     log:

@@ -5,7 +5,7 @@
 
 from catclean.qa.run import qa_config
 
-QA = qa_config(config.get("qa", {}))  # defaults + 'preset: paper' overrides
+QA = qa_config(config.get("qa", {}))  # defaults and 'preset: paper' overrides
 
 if QA.get("enabled", False):
     QA_DIR = f"{RESULTS}/qa"

@@ -3,27 +3,16 @@
 # that passes the cuts. Optionally the authors' released SavedModel scores instead
 # (shreds.model.kind: savedmodel). See docs/shreds.md.
 
+from catclean.shreds import smk as shreds_smk
+
 SHREDS = config.get("shreds", {})
 SHREDS_DIR = f"{RESULTS}/shreds/_model"
-SHREDS_MODEL_KIND = SHREDS.get("model", {}).get("kind", "trained")
-
-
-def shreds_model_path():
-    if SHREDS_MODEL_KIND == "trained":
-        return f"{SHREDS_DIR}/shred_cnn.keras"
-    return SHREDS["model"]["path"]
-
-
-def shreds_training_inputs(wildcards):
-    training = SHREDS.get("training", {})
-    if training.get("source", "synthetic") == "labeled":
-        return {"csv": training["labeled"]["csv"]}
-    return {}
+SHREDS_MODEL_KIND = shreds_smk.model_kind(SHREDS)
 
 
 rule make_shred_training_set:
     input:
-        unpack(shreds_training_inputs),
+        unpack(lambda wc: shreds_smk.training_inputs(SHREDS)),
     output:
         f"{SHREDS_DIR}/training_set.npz",
     params:
@@ -93,7 +82,7 @@ rule score_shreds:
     input:
         cuts=f"{RESULTS}/cuts/{{survey}}/{{release}}/hpx={{hpx}}.parquet",
         store=f"{RESULTS}/cutouts/{{survey}}/{{release}}/hpx={{hpx}}/rgb",
-        model=shreds_model_path(),
+        model=shreds_smk.model_path(SHREDS, SHREDS_DIR),
     output:
         f"{RESULTS}/shreds/{{survey}}/{{release}}/hpx={{hpx}}.parquet",
     params:
@@ -111,23 +100,9 @@ rule score_shreds:
         "../../scripts/shreds_score.py"
 
 
-def shreds_summary_inputs(wildcards):
-    return {
-        survey: expand(
-            f"{RESULTS}/shreds/{{survey}}/{{release}}/hpx={{hpx}}.parquet",
-            survey=survey, release=RELEASE[survey], hpx=partitions(),
-        )
-        + expand(
-            f"{RESULTS}/cuts/{{survey}}/{{release}}/hpx={{hpx}}.parquet",
-            survey=survey, release=RELEASE[survey], hpx=partitions(),
-        )
-        for survey in SURVEYS
-    }
-
-
 rule shreds_summary:
     input:
-        unpack(shreds_summary_inputs),
+        unpack(lambda wc: shreds_smk.summary_inputs(RESULTS, SURVEYS, RELEASE, partitions())),
     output:
         json=f"{RESULTS}/shreds/_summary/fractions.json",
         html=report(

@@ -71,6 +71,7 @@ class Fetched:
     grz: np.ndarray | None = None
     grz_cover: float | None = None
     error: str = ""
+    status: dict | None = None  # kind -> cutout_status reported by the client
 
 
 class SyntheticCutouts:
@@ -207,6 +208,9 @@ class LiveCutouts:
                 arr = self._get(kind, ra, dec)
             except Exception as exc:  # network / service failure: flag, never stop
                 errs.append(f"{kind}: {type(exc).__name__}: {exc}")
+                st = getattr(exc, "status", None)  # the client's CutoutUnavailable
+                if st in ("blank", "off_footprint", "corrupt"):
+                    f.status = dict(f.status or {}, **{kind: st})
                 continue
             if kind == "rgb":
                 f.rgb = arr
@@ -274,7 +278,8 @@ def build_partition(table: pd.DataFrame, provider, spec: CutoutSpec, rgb_out, gr
         for kind, data, cover, shape, arr in (("rgb", f.rgb, f.rgb_cover, rgb_shape, rgb),
                                               ("grz", f.grz, f.grz_cover, grz_shape, grz)):
             if data is None:
-                s, r = "missing", f.error or "not fetched"
+                s = (f.status or {}).get(kind, "missing")
+                r = f.error or "not fetched"
             else:
                 s, r = classify(data, shape, cover, spec.min_coverage)
             if s == "ok":

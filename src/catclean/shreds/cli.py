@@ -72,6 +72,8 @@ def main(argv=None) -> int:
     tr.add_argument("--lr", type=float, default=1e-3)
     tr.add_argument("--threads", type=int, default=2)
     tr.add_argument("--seed", type=int, default=777)
+    tr.add_argument("--max-seconds", type=float, default=None,
+                    help="wall-clock cap per fold (the best weights so far are kept)")
     tr.add_argument("--out", required=True)
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stdout,
@@ -127,7 +129,7 @@ def main(argv=None) -> int:
     arch = ShredArch.from_config(PRESETS[a.preset])
     cfg = TrainConfig(learning_rate=a.lr, batch_size=a.batch_size, max_epochs=a.max_epochs,
                       patience=a.patience, folds=a.folds, run_folds=a.run_folds,
-                      threads=a.threads, seed=a.seed)
+                      threads=a.threads, seed=a.seed, max_seconds=a.max_seconds)
     out = Path(a.out)
     t0 = time.time()
     log.info("training %s preset on %d cutouts (%d shreds)", a.preset, len(labels),

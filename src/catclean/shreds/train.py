@@ -43,6 +43,7 @@ class TrainConfig:
     rotate_any: bool = False  # arbitrary-angle rotations (reflect fill) on top of 90 deg
     threads: int = 2
     seed: int = 0
+    max_seconds: float | None = None  # wall-clock cap per fold (best weights kept)
 
     @classmethod
     def from_config(cls, cfg: dict, seed: int) -> TrainConfig:
@@ -164,9 +165,20 @@ def train_fold(arch: ShredArch, cfg: TrainConfig, x_train, y_train, x_val, y_val
                                                restore_best_weights=True)]
     if log_every is not None:
         callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=log_every))
+    timed_out = []
+    if cfg.max_seconds:
+        t0 = time.time()
+
+        def _cap(epoch, logs):
+            if time.time() - t0 > cfg.max_seconds:
+                model.stop_training = True
+                timed_out.append(epoch)
+
+        callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=_cap))
     hist = model.fit(tr, validation_data=va, epochs=cfg.max_epochs, callbacks=callbacks,
                      verbose=0)
     h = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    h["stopped_by_time_cap"] = bool(timed_out)
     return model, h
 
 
@@ -222,6 +234,8 @@ def cross_validate(images: np.ndarray, labels: np.ndarray, arch: ShredArch,
         vloss = float(np.min(hist["val_loss"]))
         res["folds"].append({"fold": k, "n_train": int(len(tr)), "n_val": int(len(va)),
                              "epochs": len(hist["loss"]), "best_val_loss": vloss,
+                             "best_epoch": int(np.argmin(hist["val_loss"])) + 1,
+                             "stopped_by_time_cap": hist.pop("stopped_by_time_cap"),
                              "train_seconds": round(time.time() - t0, 1),
                              "history": hist, "test": m})
         log.info("fold %d: %d epochs, val_loss %.4f, test AUC %s acc %.3f", k,
