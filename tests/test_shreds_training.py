@@ -16,16 +16,19 @@ def test_small_shred_cnn_learns_shreds(tmp_path):
     from catclean.shreds.train import TrainConfig, cross_validate
 
     images, labels, meta = synthetic_training_set(
-        14, seed=4242, z_range=(0.015, 0.03), sky={"field_max_pix": 1000}, r_max=22.5,
+        20, seed=4242, z_range=(0.015, 0.03), sky={"field_max_pix": 1000}, r_max=22.5,
         galaxy_fraction=0.6, workers=2)
     assert len(labels) >= 150 and 0.3 <= labels.mean() <= 0.5
     arch = ShredArch(input_size=64, width=0.25, dense=(256, 128))
-    cfg = TrainConfig(batch_size=16, max_epochs=40, patience=8, folds=5, run_folds=1,
+    cfg = TrainConfig(batch_size=16, max_epochs=60, patience=10, folds=5, run_folds=1,
                       test_fraction=0.25, seed=7, threads=2)
     res = cross_validate(images, labels, arch, cfg, groups=meta["host_nsaid"].to_numpy(),
                          model_path=tmp_path / "small.keras")
     assert res["n_test"] >= 30
-    assert res["kept"]["auc"] >= 0.9, res["kept"]
+    kept = {k: v for k, v in res["kept"].items() if not k.startswith("roc")}
+    print("CI small shred CNN:", len(labels), "cutouts,", kept,
+          res["folds"][0]["epochs"], "epochs")
+    assert res["kept"]["auc"] >= 0.9, (kept, res["folds"][0]["epochs"], len(labels))
     # the saved model reloads (safe mode) and reproduces the held-out probabilities
     idx = np.asarray(res["test"]["index"])
     p = ShredScorer(tmp_path / "small.keras").predict(images[idx])

@@ -19,17 +19,26 @@ DEFAULT_PRESET = {
 
 
 def resolve(blends_cfg: dict) -> dict:
-    """Flat settings: preset sizes + ``sim`` + ``pairing`` + ``baseline`` of the config."""
+    """Flat settings: preset sizes + ``sim`` + ``pairing`` + ``baseline`` of the config.
+
+    ``sim`` is the top-level ``blends.sim`` updated with the preset's own ``sim`` mapping
+    (if any), so a preset can change the simulated instrument (pixel scale, PSF, noise,
+    magnitude and size distributions) without touching the default.
+    """
     cfg = dict(blends_cfg or {})
     presets = cfg.get("presets", {}) or {}
     name = cfg.get("preset", "small")
     if presets and name not in presets:
         raise ValueError(f"blends.preset={name!r} is not one of blends.presets: "
                          f"{sorted(presets)}")
+    preset = dict(presets.get(name, {}) or {})
+    # a preset may override any simulator key (e.g. ``candels``: HST-like 0.06"/pix and
+    # PSF); keys it does not name keep the top-level ``sim`` values (Legacy resolution)
+    sim_override = dict(preset.pop("sim", {}) or {})
     out = dict(DEFAULT_PRESET)
-    out.update(presets.get(name, {}))
+    out.update(preset)
     out["preset"] = name
-    out["sim"] = dict(cfg.get("sim", {}) or {})
+    out["sim"] = {**dict(cfg.get("sim", {}) or {}), **sim_override}
     out["sim"]["stamp"] = out["stamp"]
     pairing = {"max_dmag": 2.0, "min_sep_R": 0.5, "max_sep_frac": 1.0,
                "test_fraction": 0.2, "val_fraction": 0.2}

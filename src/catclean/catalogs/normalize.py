@@ -38,6 +38,20 @@ def _flux_from_mag(mag):
     return np.where(np.isfinite(mag), 10 ** (-0.4 * (mag - 22.5)), np.nan)
 
 
+def _flux_from_catalog_mag(mag, err, extinction):
+    """Extinction-corrected flux (nmgy) and inverse variance from catalog magnitudes.
+
+    Placeholder values (SDSS -9999, PS1 -999), negative errors and NaN give NaN flux and
+    zero inverse variance; the row is kept.
+    """
+    raw, err = np.asarray(mag, float), np.asarray(err, float)
+    bad = (raw < -100) | (err < 0) | ~np.isfinite(raw)
+    flux = _flux_from_mag(np.where(bad, np.nan, raw - np.asarray(extinction, float)))
+    sig = flux * np.where(bad, np.nan, err) / 1.0857
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return flux, np.where(sig > 0, 1 / sig**2, 0.0)
+
+
 def _legacy(df: pd.DataFrame) -> dict:
     out = {"native_id": df["ls_id"].astype("int64").astype(str),
            "ra": df["ra"], "dec": df["dec"], "ebv": df["ebv"],
@@ -65,15 +79,8 @@ def _sdss(df: pd.DataFrame) -> dict:
            "r_eff": df["petroR50_r"].astype(float), "r_eff_err": np.nan,
            "fracflux_r": np.nan}
     for b in BANDS:
-        raw = df[f"petroMag_{b}"].to_numpy(float)
-        err = df[f"petroMagErr_{b}"].to_numpy(float)
-        bad = (raw < -100) | (err < 0) | ~np.isfinite(raw)
-        mag = np.where(bad, np.nan, raw - df[f"extinction_{b}"].to_numpy(float))
-        flux = _flux_from_mag(mag)
-        sig = flux * np.where(bad, np.nan, err) / 1.0857
-        out[f"flux_{b}"] = flux
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out[f"flux_ivar_{b}"] = np.where(sig > 0, 1 / sig**2, 0.0)
+        out[f"flux_{b}"], out[f"flux_ivar_{b}"] = _flux_from_catalog_mag(
+            df[f"petroMag_{b}"], df[f"petroMagErr_{b}"], df[f"extinction_{b}"])
     return out
 
 
@@ -86,17 +93,11 @@ def _ps1(df: pd.DataFrame) -> dict:
            "is_point_source": psf_minus_kron < 0.05,
            "r_eff": df["rmomentRH"].astype(float), "r_eff_err": np.nan,
            "fracflux_r": np.nan}
+    # live PS1 has no dust map offline: ebv NaN -> no correction (ebv stays NaN = flag)
+    ebv_corr = np.nan_to_num(ebv.to_numpy(float), nan=0.0)
     for b in BANDS:
-        raw = df[f"{b}KronMag"].to_numpy(float)
-        err = df[f"{b}KronMagErr"].to_numpy(float)
-        bad = (raw < -100) | (err < 0) | ~np.isfinite(raw)
-        # live PS1 has no dust map offline: ebv NaN -> no correction (ebv stays NaN = flag)
-        mag = np.where(bad, np.nan, raw - PS1_R[b] * np.nan_to_num(ebv.to_numpy(), nan=0.0))
-        flux = _flux_from_mag(mag)
-        sig = flux * np.where(bad, np.nan, err) / 1.0857
-        out[f"flux_{b}"] = flux
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out[f"flux_ivar_{b}"] = np.where(sig > 0, 1 / sig**2, 0.0)
+        out[f"flux_{b}"], out[f"flux_ivar_{b}"] = _flux_from_catalog_mag(
+            df[f"{b}KronMag"], df[f"{b}KronMagErr"], PS1_R[b] * ebv_corr)
     return out
 
 
