@@ -27,8 +27,15 @@ ap.add_argument("--test-per-class", type=int)
 ap.add_argument("--n-ccd", type=int)
 ap.add_argument("--ccd-shape", type=int, nargs=2, metavar=("NY", "NX"))
 ap.add_argument("--seed", type=int)
+ap.add_argument("--threads", type=int, help="CPU threads (TensorFlow, SOM); default: config")
 ap.add_argument("--workdir", required=True)
 ap.add_argument("--out", default=None)
+ap.add_argument("--prepare-only", action="store_true",
+                help="stop after the data steps (simulate ... representatives) and cache them "
+                     "in WORKDIR/prepared.pkl")
+ap.add_argument("--from-cache", action="store_true",
+                help="load WORKDIR/prepared.pkl (written by --prepare-only with the same "
+                     "options) and run only the model steps")
 args = ap.parse_args()
 
 cfg = load_config(args.config)
@@ -42,24 +49,82 @@ if args.n_ccd:
     qa["simulate"]["n_ccd"] = args.n_ccd
 if args.ccd_shape:
     qa["simulate"]["ccd_shape"] = list(args.ccd_shape)
+if args.threads:
+    qa["threads"] = args.threads
 seed = args.seed if args.seed is not None else cfg["seed"]
 
-from catclean.qa.run import classical_vs_model, run_stage  # noqa: E402
+import pickle  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from catclean.qa import CLASSES  # noqa: E402
+from catclean.qa.run import classical_vs_model, finish_stage, prepare_stage, qa_config  # noqa: E402
+
+
+def log(m):
+    print(time.strftime("%H:%M:%S"), m, file=sys.stderr, flush=True)
+
 
 t0 = time.time()
-res = run_stage(qa, seed, args.workdir, log=lambda m: print(m, file=sys.stderr))
+cache = Path(args.workdir) / "prepared.pkl"
+if args.from_cache:
+    # our own file, written by --prepare-only below
+    with open(cache, "rb") as fh:
+        res = pickle.load(fh)
+    res["qa"]["threads"] = qa["threads"]
+    res["qa"]["models"] = qa["models"]
+    res["qa"]["grade"] = qa["grade"]
+    if res["seed"] != seed or res["qa"]["simulate"] != qa_config(qa)["simulate"]:
+        raise SystemExit(f"{cache} was prepared with other options (seed {res['seed']})")
+    log(f"loaded {cache} (prepared in {res['prepare_s']:.0f} s)")
+else:
+    res = prepare_stage(qa, seed, args.workdir, log=log)
+    res["seed"] = seed
+    res["prepare_s"] = time.time() - t0
+    with open(cache, "wb") as fh:
+        pickle.dump(res, fh)
+    log(f"data steps done in {res['prepare_s']:.0f} s; cached in {cache}")
+    if args.prepare_only:
+        raise SystemExit(0)
+t1 = time.time()
+res = finish_stage(res, seed, log=log)
 g = res["grades"]
 test = g[(g["split"] == "test") & (g["status"] != "failed")]
+exptime = dict(zip(g["expid"], g["exptime"]))
+
+
+def by_exptime(ex):
+    """Per-exposure accuracy in EXPTIME bins (s)."""
+    out = {}
+    t = np.array([exptime.get(e, np.nan) for e in ex["expid"]])
+    ok = np.array(ex["true"]) == np.array(ex["pred"])
+    for lo, hi in ((0, 10), (10, 30), (30, 1e9)):
+        m = (t >= lo) & (t < hi)
+        out[f"{lo}-{hi if hi < 1e9 else 'inf'} s"] = [int(ok[m].sum()), int(m.sum())]
+    return out
+
+
 out = {
     "seed": seed,
     "simulate": res["qa"]["simulate"],
+    "models": res["qa"]["models"],
+    "combine": res["qa"]["grade"].get("combine", "trained"),
     "accuracy": {k: {kk: v[kk] for kk in ("test_accuracy_ccd", "test_accuracy_exposure",
+                                          "test_accuracy_exposure_mean_log",
                                           "n_test_ccd", "n_test_exposures", "epochs", "params")}
                  for k, v in res["metrics"].items()},
-    "confusion_M3_exposure": res["metrics"]["M3"]["confusion_exposure"],
+    "confusion_exposure": {k: v["confusion_exposure"] for k, v in res["metrics"].items()},
+    "confusion_exposure_mean_log": {k: v["confusion_exposure_mean_log"]
+                                    for k, v in res["metrics"].items()},
+    "confusion_ccd": {k: v["confusion_ccd"] for k, v in res["metrics"].items()},
+    "correct_by_exptime": {k: by_exptime(v["test_exposures"]) for k, v in res["metrics"].items()},
+    "combiner": {k: v.get("combiner") for k, v in res["metrics"].items()},
+    "classes": list(CLASSES),
     "stellarity": res["stellarity_metrics"],
     "classical_vs_M3": classical_vs_model(test).to_dict(orient="records"),
     "status_counts": g["status"].value_counts().to_dict(),
+    "prepare_s": round(res["prepare_s"], 1),
+    "models_s": round(time.time() - t1, 1),
     "wall_s": round(time.time() - t0, 1),
 }
 text = json.dumps(out, indent=2, default=float)

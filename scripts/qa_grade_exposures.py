@@ -1,4 +1,5 @@
 """Rule qa_grade_exposures: one Parquet row per exposure (probabilities, class, metrics)."""
+import json
 import sys
 from pathlib import Path
 
@@ -24,11 +25,15 @@ reps = load_reps(snakemake.input.reps)
 kind = qa["grade"]["model"]
 model = load_model(snakemake.input.model)
 stel = clusters["stellarity"].to_numpy() if len(clusters) else clusters
-grades = step_grade(qa, exposures, ccds, sources, stel, failures, reps, model, kind)
+# the per-exposure combination rule fitted with the model (on its validation exposures)
+combiner = json.loads(Path(snakemake.input.metrics).read_text())[kind].get("combiner")
+grades = step_grade(qa, exposures, ccds, sources, stel, failures, reps, model, kind,
+                    combiner=combiner)
 grades["model"] = kind
 write_parquet(grades, snakemake.output.grades, units=OUTPUT_UNITS,
               prov=provenance(snakemake.config, stage="qa", step="grade_exposures", model=kind,
-                              combine="softmax(mean log p over usable CCDs)"))
+                              combine=(combiner or {}).get("rule", "mean_log"),
+                              combiner_theta=json.dumps((combiner or {}).get("theta"))))
 for r in grades[grades["status"] != "ok"].itertuples():
     log.warning("exposure %s %s: %s", r.expid, r.status, r.reason)
 log.info("graded %d exposures: %s", len(grades), grades["status"].value_counts().to_dict())

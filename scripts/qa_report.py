@@ -36,6 +36,8 @@ plots.representative_examples(reps, dict(zip(exps["expid"], exps["label"])),
 summary = {
     "accuracy": {k: {"per_ccd": metrics[k]["test_accuracy_ccd"],
                      "per_exposure": metrics[k]["test_accuracy_exposure"],
+                     "per_exposure_mean_log": metrics[k].get("test_accuracy_exposure_mean_log"),
+                     "combine": (metrics[k].get("combiner") or {}).get("rule", "mean_log"),
                      "n_test_exposures": metrics[k]["n_test_exposures"]}
                  for k in ("M1", "M2", "M3")},
     "graded_model": g["model"],

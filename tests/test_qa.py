@@ -9,7 +9,7 @@ import pytest
 from catclean.qa import CLASSES
 from catclean.qa.extract import ExtractConfig, QAInputError, read_exposure
 from catclean.qa.features import classical_metrics, process_exposure, som_features
-from catclean.qa.models import combine_ccds
+from catclean.qa.models import ccd_evidence, combine_ccds, fit_combiner
 from catclean.qa.represent import input2, representative_ccd
 from catclean.qa.sextractor import find_binary
 from catclean.qa.simulate import (
@@ -184,6 +184,55 @@ def test_combine_ccds_rule():
     lp = np.log(p).mean(0)
     np.testing.assert_allclose(q, np.exp(lp) / np.exp(lp).sum())
     assert np.isnan(combine_ccds(np.zeros((0, 5)))).all()
+
+
+def _partial_defect_exposures(rng, labels, n_ccd=8, n_bad=2):
+    """Per-CCD probabilities as a CCD classifier gives them when a defect (class 4, BGP)
+    shows on only ``n_bad`` CCDs of an exposure: the clean CCDs look Good with a raised
+    P(BGP); the other classes show on every CCD."""
+    out = []
+    for c in labels:
+        p = np.full((n_ccd, 5), 0.05)
+        if c == 4:
+            p[:, 0], p[:, 4] = 0.6, 0.25
+            p[rng.choice(n_ccd, n_bad, replace=False)] = [0.05, 0.02, 0.02, 0.01, 0.9]
+        else:
+            p[:, c], p[:, 4] = 0.7, 0.12
+        p = p * rng.uniform(0.7, 1.3, p.shape)
+        out.append(p / p.sum(1, keepdims=True))
+    return out
+
+
+def test_trained_combiner_recovers_partial_defects():
+    rng = np.random.default_rng(0)
+    yv = np.repeat(np.arange(5), 12)                     # 60 "validation" exposures
+    comb = fit_combiner(_partial_defect_exposures(rng, yv), yv, seed=0)
+    assert comb["rule"] == "trained" and set(comb["cv_logloss"]) >= {"inf", "0.3"}
+    assert min(comb["cv_logloss"].values()) < comb["cv_logloss"]["inf"]
+    yt = np.repeat(np.arange(5), 40)
+    pt = _partial_defect_exposures(rng, yt)
+    acc_mean_log = np.mean([combine_ccds(p).argmax() == y for p, y in zip(pt, yt)])
+    acc_trained = np.mean([combine_ccds(p, comb).argmax() == y for p, y in zip(pt, yt)])
+    # the mean-log rule calls ~40% of the BGP exposures Good; the trained rule sees them
+    assert acc_mean_log < 0.95 and acc_trained >= 0.99
+    bgp = yt == 4
+    assert np.mean([combine_ccds(p, comb).argmax() == 4 for p in np.array(pt)[bgp]]) >= 0.95
+    q = combine_ccds(pt[0], comb)
+    assert abs(q.sum() - 1) < 1e-12 and np.isnan(combine_ccds(np.zeros((0, 5)), comb)).all()
+
+
+def test_combiner_falls_back_to_mean_log():
+    rng = np.random.default_rng(1)
+    y = np.array([0, 1, 2, 3, 4, 4])                     # one exposure of most classes
+    comb = fit_combiner(_partial_defect_exposures(rng, y), y)
+    assert comb["rule"] == "mean_log" and "too few" in comb["note"]
+    p = _partial_defect_exposures(rng, [4])[0]
+    np.testing.assert_allclose(combine_ccds(p, comb), combine_ccds(p))
+    ev = ccd_evidence(p)
+    assert ev.shape == (3, 5)
+    np.testing.assert_allclose(ev[0], np.log(p).mean(0))
+    np.testing.assert_allclose(ev[1], np.log(p.mean(0)))
+    np.testing.assert_allclose(ev[2], np.log(p).max(0))
 
 
 def test_som_features_caps_exptime():

@@ -38,6 +38,13 @@ def test_models_reach_accuracy_on_held_out_exposures(stage):
     for k in ("M1", "M2"):
         assert m[k]["test_accuracy_exposure"] >= 0.4
     assert m["M3"]["n_test_exposures"] == 5 * len(CLASSES)
+    # the combination rule was chosen on the validation exposures; both rules reported
+    for k in ("M1", "M2", "M3"):
+        comb = m[k]["combiner"]
+        assert comb["rule"] in ("trained", "mean_log") and "inf" in comb["cv_logloss"]
+        assert np.array(comb["theta"]).shape == (4, len(CLASSES))
+        assert 0 <= m[k]["test_accuracy_exposure_mean_log"] <= 1
+        assert sum(map(sum, m[k]["confusion_ccd"])) == m[k]["n_test_ccd"]
 
 
 @pytest.mark.slow
@@ -83,12 +90,18 @@ def test_grader_single_exposure_and_corrupt_file(stage, tmp_path):
     stage["stellarity"].save(w / "stel.pkl")
     stage["som"].save(w / "som.npz", unit_cluster=stage["unit_cluster"])
     stage["models"]["M3"].save(w / "M3.keras")
-    grader = Grader(w / "stel.pkl", w / "som.npz", w / "M3.keras")
+    grader = Grader(w / "stel.pkl", w / "som.npz", w / "M3.keras", seed=20240607,
+                    combiner=stage["metrics"]["M3"]["combiner"])
     ex = stage["exposures"]
     good = ex[(ex["defect"] == "") & (ex["split"] == "test")].iloc[0]
     row, steps = grader.grade(good["path"], expid=good["expid"])
     assert row["status"] == "ok" and abs(sum(row[c] for c in CLASS_COLUMNS) - 1) < 1e-6
     assert set(steps) == {"extraction", "features", "som_mapping", "stamps", "inference"}
+    # same probabilities as the batch grading (same stamps up to the float16 storage of
+    # the batch, same combination rule)
+    gb = stage["grades"].set_index("expid").loc[good["expid"]]
+    np.testing.assert_allclose([row[c] for c in CLASS_COLUMNS], gb[list(CLASS_COLUMNS)]
+                               .to_numpy(float), atol=0.02)
     bad = tmp_path / "bad.fits"
     bad.write_bytes(b"SIMPLE  = not really a FITS file")
     row, _ = grader.grade(bad)

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .catalogs.schema import (
@@ -75,6 +76,10 @@ def conform(df: pd.DataFrame, stage_columns: Sequence[str]) -> pd.DataFrame:
             out[c] = out[c].astype("boolean") if c != "cut_reason" else out[c].astype("string")
         elif c == "host_nsaid":
             out[c] = out[c].astype("Int64")
+        elif out[c].dtype == object and out[c].dropna().map(
+                lambda v: isinstance(v, (bool, np.bool_))).all():
+            # nullable booleans of a stage (e.g. is_shred) come back from Parquet as object
+            out[c] = out[c].astype("boolean")
         elif out[c].dtype == object:
             out[c] = out[c].astype("string")
     return out

@@ -164,6 +164,7 @@ if QA.get("enabled", False):
                 f"{QA_DIR}/sources/b{{qabatch}}_failures.parquet", qabatch=QA_BATCHES
             ),
             model=f"{QA_DIR}/models/{QA['grade']['model']}.keras",
+            metrics=f"{QA_DIR}/metrics/models.json",
         output:
             grades=f"{QA_DIR}/grades.parquet",
         params:

@@ -21,24 +21,13 @@ in every band, inside the rendered field), used to flag ``off_footprint`` stamps
 from __future__ import annotations
 
 import numpy as np
-from astropy.wcs import WCS
 from scipy import ndimage
 
-from ..sky.render import Field
+from ..sky.render import Field, field_wcs
 from .rgb import legacy_rgb, to_uint8
 
 LEGACY_PIXSCALE = 0.262
 BANDS = ("g", "r", "z")
-
-
-def stamp_wcs(ra: float, dec: float, size: int, pixscale: float) -> WCS:
-    """TAN WCS of a ``size`` x ``size`` stamp centred on (ra, dec), north up, east left."""
-    w = WCS(naxis=2)
-    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    w.wcs.crval = [ra, dec]
-    w.wcs.crpix = [(size + 1) / 2.0, (size + 1) / 2.0]
-    w.wcs.cd = np.array([[-pixscale / 3600.0, 0.0], [0.0, pixscale / 3600.0]])
-    return w
 
 
 def box_weights(width: float) -> np.ndarray:
@@ -98,7 +87,7 @@ class FieldCutter:
         stamp centre and along the two stamp axes and applied as a matrix (much faster
         than a full WCS transform of every pixel).
         """
-        sw = stamp_wcs(ra, dec, size, pixscale)
+        sw = field_wcs(ra, dec, size, pixscale)
         c = (size - 1) / 2.0
         h = size / 4.0
         wra, wdec = sw.all_pix2world([c, c + h, c], [c, c, c + h], 0)

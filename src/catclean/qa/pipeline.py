@@ -169,8 +169,12 @@ def representatives_batch(exposures: pd.DataFrame, ccds: pd.DataFrame, sources: 
 # ------------------------------------------------------------------------------ grade
 def grade_rows(expids, ccds: pd.DataFrame, sources: pd.DataFrame, stellarity: np.ndarray,
                rep_expid: np.ndarray, p_ccd: np.ndarray, failures: pd.DataFrame,
-               pixel_scale: float, fwhm_max: float, ell_max: float) -> pd.DataFrame:
+               pixel_scale: float, fwhm_max: float, ell_max: float,
+               combiner: dict | None = None) -> pd.DataFrame:
     """One output row per exposure from per-CCD probabilities and status tables.
+
+    The per-exposure probabilities are :func:`~catclean.qa.models.combine_ccds` of the
+    usable CCDs with ``combiner`` (None: softmax of the mean log-probability).
 
     ``status``: 'ok' (graded, every live CCD usable), 'flagged' (graded from the usable
     CCDs, some CCDs unusable: reason lists them), 'failed' (not graded: reason).
@@ -210,7 +214,7 @@ def grade_rows(expids, ccds: pd.DataFrame, sources: pd.DataFrame, stellarity: np
                 row["reason"] = "no usable CCD: " + "; ".join(problems[:5])
             rows.append(row)
             continue
-        p = combine_ccds(pk)
+        p = combine_ccds(pk, combiner)
         row.update(dict(zip(CLASS_COLUMNS, p.tolist())))
         row["pred_class"] = CLASSES[int(np.argmax(p))]
         row["status"] = "flagged" if problems else "ok"
@@ -229,12 +233,15 @@ class Grader:
     ----------
     stellarity_path, som_path, model_path : trained artefacts of the pipeline.
     kind : 'M1', 'M2' or 'M3'.
+    combiner : per-exposure combination rule: a dict from
+        :func:`~catclean.qa.models.fit_combiner`, or the path of ``metrics/models.json``
+        (the rule stored there for ``kind``); None: softmax of the mean log p.
     """
 
     def __init__(self, stellarity_path, som_path, model_path, kind: str = "M3",
                  extract: ExtractConfig | None = None, pixel_scale: float = 0.187,
                  n_clusters: int | None = None, stamp: int = 25, seed: int = 0,
-                 fwhm_max: float = 1.5, ell_max: float = 0.2):
+                 fwhm_max: float = 1.5, ell_max: float = 0.2, combiner=None):
         from .models import load_model
         from .som import BatchSOM
 
@@ -246,6 +253,11 @@ class Grader:
         self.kind, self.extract = kind, extract or ExtractConfig()
         self.pixel_scale, self.stamp, self.seed = pixel_scale, stamp, seed
         self.fwhm_max, self.ell_max = fwhm_max, ell_max
+        if combiner is not None and not isinstance(combiner, dict):
+            import json
+
+            combiner = json.loads(Path(combiner).read_text())[kind].get("combiner")
+        self.combiner = combiner
 
     def grade(self, path, expid=None) -> tuple[dict, dict]:
         """Grade one exposure file; returns (output row, seconds per step)."""
@@ -279,5 +291,5 @@ class Grader:
         t["inference"] = time.perf_counter() - t0
         row = grade_rows([expid], ccds, src, stel, np.array([expid] * len(kk), dtype=object),
                          p, pd.DataFrame(columns=["expid", "status", "reason"]),
-                         self.pixel_scale, self.fwhm_max, self.ell_max)
+                         self.pixel_scale, self.fwhm_max, self.ell_max, self.combiner)
         return row.iloc[0].to_dict(), t

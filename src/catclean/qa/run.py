@@ -17,7 +17,15 @@ import pandas as pd
 from . import CLASSES
 from .extract import ExtractConfig
 from .features import Stellarity, som_features, stellarity_values
-from .models import ModelConfig, combine_ccds, predict, setup_tf, train_model
+from .models import (
+    ModelConfig,
+    combine_ccds,
+    fit_combiner,
+    predict,
+    setup_tf,
+    train_model,
+    validation_groups,
+)
 from .pipeline import (
     extract_batch,
     grade_rows,
@@ -37,7 +45,8 @@ DEFAULTS = {
             "chunk": 8192, "max_rows": 3_000_000, "n_clusters": 20},
     "stamp": 25,
     "models": {},
-    "grade": {"model": "M3", "fwhm_max": 1.5, "ell_max": 0.2, "p_good_min": 0.2},
+    "grade": {"model": "M3", "combine": "trained", "fwhm_max": 1.5, "ell_max": 0.2,
+              "p_good_min": 0.2},
     "threads": 2,
 }
 
@@ -117,6 +126,10 @@ def assign_clusters(sources, stellarity: Stellarity, som: BatchSOM, unit_cluster
     return stel, feats, cl
 
 
+def _accuracy(p: np.ndarray, y: np.ndarray) -> float:
+    return float((p.argmax(1) == y).mean()) if len(y) else float("nan")
+
+
 def step_models(qa, seed, reps: dict, exposures: pd.DataFrame, log=print, kinds=("M1", "M2", "M3")):
     """Train M1/M2/M3 on the training exposures' CCDs (70/30 train/validation by exposure)
     and evaluate on the held-out test exposures, per CCD and per exposure."""
@@ -133,37 +146,68 @@ def step_models(qa, seed, reps: dict, exposures: pd.DataFrame, log=print, kinds=
     te = (split == "test") & (defect == "")
     nc, st = stamps.shape[1], stamps.shape[2]
     models, metrics = {}, {}
+    is_val = validation_groups(reps["expid"][tr], mcfg.val_fraction, seed, labels=y[tr])
+    rule = qa["grade"].get("combine", "trained")
+
+    def per_exposure(p, ex, yy, combiner):
+        pe, ye, ee = [], [], []
+        for e in np.unique(ex):
+            pe.append(combine_ccds(p[ex == e], combiner))
+            ye.append(yy[ex == e][0])
+            ee.append(e)
+        return np.array(pe).reshape(-1, len(CLASSES)), np.array(ye, int), ee
+
+    def confusion(t, q):
+        cm = np.zeros((len(CLASSES), len(CLASSES)), int)
+        for a, b in zip(t, q):
+            cm[a, b] += 1
+        return cm.tolist()
+
     for kind in kinds:
         model, hist = train_model(kind, stamps[tr], in2[tr], y[tr], reps["expid"][tr], mcfg,
                                   seed, nc, st, log)
         models[kind] = model
+        # combination rule fitted on the validation exposures' CCDs (not the test ones)
+        pv = predict(model, kind, stamps[tr][is_val], in2[tr][is_val])
+        exv, yv = reps["expid"][tr][is_val], y[tr][is_val]
+        uv = np.unique(exv)
+        combiner = fit_combiner([pv[exv == e] for e in uv], [yv[exv == e][0] for e in uv],
+                                seed) if rule == "trained" else None
         p = predict(model, kind, stamps[te], in2[te])
         acc_ccd = float((p.argmax(1) == y[te]).mean()) if te.any() else float("nan")
         ex = reps["expid"][te]
-        pe, ye = [], []
-        for e in np.unique(ex):
-            pe.append(combine_ccds(p[ex == e]))
-            ye.append(y[te][ex == e][0])
-        pe, ye = np.array(pe), np.array(ye)
-        acc_exp = float((pe.argmax(1) == ye).mean()) if len(ye) else float("nan")
-        cm = np.zeros((len(CLASSES), len(CLASSES)), int)
-        for t, q in zip(ye, pe.argmax(1) if len(ye) else []):
-            cm[t, q] += 1
+        pe, ye, ee = per_exposure(p, ex, y[te], combiner)
+        pm, _, _ = per_exposure(p, ex, y[te], None)
+        acc_exp, acc_ml = _accuracy(pe, ye), _accuracy(pm, ye)
         metrics[kind] = {"test_accuracy_ccd": acc_ccd, "test_accuracy_exposure": acc_exp,
+                         "test_accuracy_exposure_mean_log": acc_ml,
                          "n_test_ccd": int(te.sum()), "n_test_exposures": int(len(ye)),
                          "best_val_accuracy_ccd": max(hist.get("val_accuracy", [np.nan])),
                          "epochs": len(hist["loss"]), "params": int(model.count_params()),
-                         "confusion_exposure": cm.tolist(), "history": hist}
-        log(f"{kind}: test accuracy per CCD {acc_ccd:.3f}, per exposure {acc_exp:.3f}")
+                         "confusion_exposure": confusion(ye, pe.argmax(1)),
+                         "confusion_exposure_mean_log": confusion(ye, pm.argmax(1)),
+                         "confusion_ccd": confusion(y[te], p.argmax(1)),
+                         "combine": rule, "combiner": combiner,
+                         "test_exposures": {"expid": [str(e) for e in ee],
+                                            "true": ye.tolist(),
+                                            "pred": pe.argmax(1).tolist(),
+                                            "pred_mean_log": pm.argmax(1).tolist()},
+                         "history": hist}
+        log(f"{kind}: test accuracy per CCD {acc_ccd:.3f}, per exposure {acc_exp:.3f} "
+            f"({rule} combination; mean-log rule {acc_ml:.3f})"
+            + (f"; combiner {combiner['rule']} lambda {combiner['lambda']}" if combiner else ""))
     return models, metrics
 
 
-def step_grade(qa, exposures, ccds, sources, stel, failures, reps, model, kind="M3"):
+def step_grade(qa, exposures, ccds, sources, stel, failures, reps, model, kind="M3",
+               combiner=None):
+    """One row per exposure; ``combiner`` is the combination rule of
+    :func:`~catclean.qa.models.fit_combiner` (None: softmax of the mean log p)."""
     p = predict(model, kind, reps["stamps"].astype(np.float32), input2(reps["counts"]))
     g = qa["grade"]
     out = grade_rows(exposures["expid"].tolist(), ccds, sources, stel, reps["expid"], p,
                      failures, qa["simulate"].get("pixel_scale", 0.187), g["fwhm_max"],
-                     g["ell_max"])
+                     g["ell_max"], combiner=combiner)
     info = exposures.set_index("expid")
     out.insert(1, "split", info["split"].reindex(out["expid"]).to_numpy())
     out.insert(2, "true_class", info["label"].reindex(out["expid"]).to_numpy())
@@ -183,15 +227,24 @@ def classical_vs_model(grades: pd.DataFrame, p_good_min: float = 0.2) -> pd.Data
                          "classical_good_but_p_good_low": tab.to_numpy()})
 
 
-def run_stage(qa_cfg: dict, seed: int, workdir: str | Path, log=print) -> dict:
-    """Run every step in-process (tests, quick experiments); returns all intermediate
-    products. The Snakemake rules run the same steps as separate jobs."""
+def prepare_stage(qa_cfg: dict, seed: int, workdir: str | Path, log=print) -> dict:
+    """The data steps in-process: simulate, extract, stellarity, SOM, representatives.
+
+    Returns the intermediate products (everything :func:`finish_stage` needs)."""
     qa = qa_config(qa_cfg)
     workdir = Path(workdir)
     exps, truths, ccds, srcs, fails = [], [], [], [], []
     for b in range(int(qa["simulate"]["n_batches"])):
-        e, t = step_simulate(qa, seed, b, workdir / f"b{b}")
-        c, s, f = step_extract(qa, e, t)
+        count = [0]
+
+        def progress(_r, what="simulated", count=count, b=b):
+            count[0] += 1
+            if count[0] % 50 == 0:
+                log(f"batch {b}: {count[0]} exposures {what}")
+
+        e, t = step_simulate(qa, seed, b, workdir / f"b{b}", progress)
+        count[0] = 0
+        c, s, f = step_extract(qa, e, t, lambda r: progress(r, "extracted"))
         exps.append(e)
         truths.append(t)
         ccds.append(c)
@@ -208,10 +261,25 @@ def run_stage(qa_cfg: dict, seed: int, workdir: str | Path, log=print) -> dict:
     stel, feats, clusters = assign_clusters(sources, stellarity, som, unit_cluster)
     reps = representatives_batch(exposures, ccds, sources, clusters,
                                  qa["som"]["n_clusters"], qa["stamp"], seed)
-    models, metrics = step_models(qa, seed, reps, exposures, log)
-    grades = step_grade(qa, exposures, ccds, sources, stel, failures, reps,
-                        models[qa["grade"]["model"]], qa["grade"]["model"])
     return {"qa": qa, "exposures": exposures, "ccds": ccds, "sources": sources,
             "failures": failures, "stellarity": stellarity, "stellarity_metrics": stel_metrics,
             "som": som, "unit_cluster": unit_cluster, "features": feats, "clusters": clusters,
-            "stel": stel, "reps": reps, "models": models, "metrics": metrics, "grades": grades}
+            "stel": stel, "reps": reps}
+
+
+def finish_stage(res: dict, seed: int, log=print) -> dict:
+    """The model steps on the products of :func:`prepare_stage`: train M1/M2/M3, evaluate
+    them and grade every exposure; adds ``models``, ``metrics`` and ``grades`` to ``res``."""
+    qa = res["qa"]
+    models, metrics = step_models(qa, seed, res["reps"], res["exposures"], log)
+    kind = qa["grade"]["model"]
+    grades = step_grade(qa, res["exposures"], res["ccds"], res["sources"], res["stel"],
+                        res["failures"], res["reps"], models[kind], kind,
+                        combiner=metrics[kind].get("combiner"))
+    return {**res, "models": models, "metrics": metrics, "grades": grades}
+
+
+def run_stage(qa_cfg: dict, seed: int, workdir: str | Path, log=print) -> dict:
+    """Run every step in-process (tests, quick experiments); returns all intermediate
+    products. The Snakemake rules run the same steps as separate jobs."""
+    return finish_stage(prepare_stage(qa_cfg, seed, workdir, log), seed, log)
