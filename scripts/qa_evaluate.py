@@ -28,6 +28,8 @@ ap.add_argument("--n-ccd", type=int)
 ap.add_argument("--ccd-shape", type=int, nargs=2, metavar=("NY", "NX"))
 ap.add_argument("--seed", type=int)
 ap.add_argument("--threads", type=int, help="CPU threads (TensorFlow, SOM); default: config")
+ap.add_argument("--models", default=None, metavar="JSON",
+                help='overrides of qa.models, e.g. \'{"l2": 0.001, "dropout": 0.3}\'')
 ap.add_argument("--workdir", required=True)
 ap.add_argument("--out", default=None)
 ap.add_argument("--prepare-only", action="store_true",
@@ -51,6 +53,8 @@ if args.ccd_shape:
     qa["simulate"]["ccd_shape"] = list(args.ccd_shape)
 if args.threads:
     qa["threads"] = args.threads
+if args.models:
+    qa["models"] = {**qa.get("models", {}), **json.loads(args.models)}
 seed = args.seed if args.seed is not None else cfg["seed"]
 
 import pickle  # noqa: E402
@@ -90,7 +94,7 @@ t1 = time.time()
 res = finish_stage(res, seed, log=log)
 g = res["grades"]
 test = g[(g["split"] == "test") & (g["status"] != "failed")]
-exptime = dict(zip(g["expid"], g["exptime"]))
+exptime = dict(zip(g["expid"].astype(str), g["exptime"]))
 
 
 def by_exptime(ex):
