@@ -75,7 +75,9 @@ else:
     build_model("M3").save(work / "M3.keras")
     stel_p, som_p, m3_p = work / "stellarity.pkl", work / "som.npz", work / "M3.keras"
 
-grader = Grader(stel_p, som_p, m3_p, kind="M3")
+# the per-exposure rule the pipeline fitted (metrics/models.json next to the models)
+rules = art.parent / "metrics" / "models.json"
+grader = Grader(stel_p, som_p, m3_p, kind="M3", combiner=rules if rules.exists() else None)
 t0 = time.perf_counter()
 grader.model.predict([np.zeros((1, grader.n_clusters, 25, 25, 1), np.float32),
                       np.zeros((1, 2 * grader.n_clusters), np.float32)], verbose=0)

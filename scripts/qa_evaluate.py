@@ -2,12 +2,16 @@
 
 Runs the whole QA stage (simulate -> extract -> stellarity -> SOM -> representatives ->
 M1/M2/M3 -> grades) for the ``qa`` section of a config file with optional overrides and
-prints the held-out accuracies (per CCD and per exposure), the stellarity ROC AUC and the
-classical-cut comparison as JSON. Not a rule script: a command for docs/qa.md.
+prints the held-out accuracies (per CCD and per exposure, with the configured and the
+mean-log combination rule), confusion matrices, correct/total per EXPTIME bin, the fitted
+combiners, the stellarity ROC AUC and the classical-cut comparison as JSON. The data steps
+are cached in WORKDIR/prepared.pkl (``--prepare-only`` / ``--from-cache`` split the run).
+Not a rule script: a command for docs/qa.md.
 
-Example (a larger set than the default run):
+Acceptance evaluation (docs/qa.md, ~22 min on one core):
   .venv/bin/python scripts/qa_evaluate.py --train-per-class 40 --test-per-class 20 \
-      --n-ccd 8 --workdir /tmp/qa_eval --out /tmp/qa_eval/metrics.json
+      --n-ccd 8 --ccd-shape 1024 1024 --seed 31415 --threads 1 \
+      --workdir /tmp/qa_accept --out /tmp/qa_accept/metrics.json
 """
 
 import argparse
