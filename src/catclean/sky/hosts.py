@@ -60,11 +60,14 @@ def synthetic_hosts(n_hosts: int, ra_range, dec_range, z_range, log_mass_range, 
                     h: float = 0.7) -> pd.DataFrame:
     """Draw an NSA-like host table.
 
-    Hosts are Milky-Way-like discs: stellar mass log-uniform in ``log_mass_range``; r-band
+    Hosts are Milky-Way-like discs at redshifts uniform in volume (dN/dz ~ z^2) within
+    ``z_range``; stellar mass log-uniform in ``log_mass_range``; r-band
     luminosity from a constant mass-to-light ratio (M_r = -21.0 at log M = 10.5, 2.5 mag
     per dex); half-light radius from the late-type size-mass relation of Shen et al.
-    (2003) (R50 ~ 4.5 kpc at log M = 10.5, slope 0.22, 0.15 dex scatter); bulge-to-total
-    ratio 0.05-0.4; 12-25% of the light in blue star-forming regions (small knots and giant HII complexes).
+    (2003) (R50 ~ 4.5 kpc at log M = 10.5, slope 0.22, 0.15 dex scatter). 30% are early
+    types (bulge-to-total 0.5-0.8, no star formation); the others are discs with
+    bulge-to-total 0.05-0.4 and 12-25% of the light in blue star-forming regions (small
+    knots and giant HII complexes).
 
     Parameters
     ----------
@@ -89,7 +92,10 @@ def synthetic_hosts(n_hosts: int, ra_range, dec_range, z_range, log_mass_range, 
     ra = rng.uniform(*ra_range, n_hosts)
     sin_dec = rng.uniform(*np.sin(np.radians(dec_range)), n_hosts)
     dec = np.degrees(np.arcsin(sin_dec))
-    z = rng.uniform(*z_range, n_hosts)
+    # uniform in comoving volume at these low redshifts (dN/dz ~ z^2), as a
+    # volume-limited NSA-like sample: nearby, very extended hosts are rare
+    z0, z1 = z_range
+    z = (z0**3 + rng.uniform(0, 1, n_hosts) * (z1**3 - z0**3)) ** (1 / 3)
     logm = rng.uniform(*log_mass_range, n_hosts)
     r50_kpc = 10 ** (0.65 + 0.22 * (logm - 10.5) + rng.normal(0, 0.15, n_hosts))
     kpc_per_arcsec = cosmo.kpc_proper_per_arcmin(z).value / 60.0
@@ -97,8 +103,11 @@ def synthetic_hosts(n_hosts: int, ra_range, dec_range, z_range, log_mass_range, 
     abs_r = -21.0 - 2.5 * (logm - 10.5) + rng.normal(0, 0.15, n_hosts)
     dist_mod = cosmo.distmod(z).value
     mag_r = abs_r + dist_mod
-    bulge_frac = rng.uniform(0.05, 0.4, n_hosts)
-    knot_frac = rng.uniform(0.12, 0.25, n_hosts)
+    # ~30% early types (bulge-dominated, no star formation) as among NSA galaxies of
+    # this mass; the rest star-forming discs
+    early = rng.uniform(0, 1, n_hosts) < 0.3
+    bulge_frac = np.where(early, rng.uniform(0.5, 0.8, n_hosts), rng.uniform(0.05, 0.4, n_hosts))
+    knot_frac = np.where(early, 0.0, rng.uniform(0.12, 0.25, n_hosts))
     # colours of the whole galaxy, mixed from components (bulge red, disc, blue knots)
     gr = 0.80 * bulge_frac + 0.45 * (1 - bulge_frac - knot_frac) + 0.10 * knot_frac
     rz = 0.45 * bulge_frac + 0.30 * (1 - bulge_frac - knot_frac) + 0.00 * knot_frac
