@@ -108,8 +108,11 @@ def synthetic_training_set(n_hosts: int, seed: int, z_range=(0.005, 0.02),
     """
     from ..sky.hosts import make_cosmology, synthetic_hosts
 
-    hosts = synthetic_hosts(n_hosts, ra_range, dec_range, z_range, log_mass_range, seed,
+    # star-forming discs only: the shreds the CNN must learn are star-forming regions
+    # split off discs (paper 001 Sec. 1, 2.1); early-type hosts are drawn and skipped
+    hosts = synthetic_hosts(3 * n_hosts, ra_range, dec_range, z_range, log_mass_range, seed,
                             cosmology=make_cosmology(cosmology))
+    hosts = hosts[hosts.sim_knot_frac > 0].head(n_hosts).reset_index(drop=True)
     args = [(hosts, nsaid, seed, radius_kpc, cosmology, sky or {}, r_max, size, pixscale,
              min_coverage) for nsaid in hosts.NSAID[host_slice or slice(None)]]
     parts = []
