@@ -55,7 +55,7 @@ def _key_path(error) -> str:
     return ".".join(parts) if parts else "<top level>"
 
 
-def _set_defaults(instance: Any, schema: dict, registry, base: Path) -> None:
+def _set_defaults(instance: Any, schema: dict, base: Path) -> None:
     """Fill ``default`` values from the schema into ``instance`` (in place)."""
     if not isinstance(instance, dict) or not isinstance(schema, dict):
         return
@@ -68,7 +68,7 @@ def _set_defaults(instance: Any, schema: dict, registry, base: Path) -> None:
         if key not in instance and "default" in sub:
             instance[key] = copy.deepcopy(sub["default"])
         if key in instance:
-            _set_defaults(instance[key], sub, registry, base)
+            _set_defaults(instance[key], sub, base)
 
 
 def validate_config(config: dict, schema_path: Path | str = SCHEMA_PATH) -> dict:
@@ -104,7 +104,7 @@ def validate_config(config: dict, schema_path: Path | str = SCHEMA_PATH) -> dict
             key = _key_path(err)
             lines.append(f"  config key '{key}': {err.message}")
         raise ConfigError("invalid configuration:\n" + "\n".join(lines))
-    _set_defaults(config, schema, registry, schema_path.parent)
+    _set_defaults(config, schema, schema_path.parent)
     return config
 
 

@@ -65,7 +65,7 @@ def field_wcs(ra: float, dec: float, npix: int, pixscale: float) -> WCS:
     return w
 
 
-def _profile(obj, band: str, flux: float, rng_seed: int):
+def _profile(obj, band: str, flux: float):
     """GalSim profile of one truth object (before PSF) with total flux in nanomaggies."""
     beta = (90.0 + obj.pa) * galsim.degrees  # PA east of north -> angle from +x (east left)
     if obj.kind == "star":
@@ -177,7 +177,7 @@ def render_field(truth: pd.DataFrame, center_ra: float, center_dec: float, npix:
             obj = truth.iloc[k]
             mag = obj[f"mag_{band}"] + spec.ext_coeff[band] * ebv[k]
             flux = 10 ** (-0.4 * (mag - NANOMAGGY_ZP))
-            prof = _profile(obj, band, flux, int(obj.seed))
+            prof = _profile(obj, band, flux)
             prof = psf.withFlux(flux) if prof is None else galsim.Convolve(prof, psf)
             size = _stamp_size(obj, psf_fwhm[band], spec.pixscale)
             ix, iy = int(np.round(x[k])), int(np.round(y[k]))
