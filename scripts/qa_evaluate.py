@@ -127,6 +127,12 @@ out = {
     "confusion_ccd": {k: v["confusion_ccd"] for k, v in res["metrics"].items()},
     "correct_by_exptime": {k: by_exptime(v["test_exposures"]) for k, v in res["metrics"].items()},
     "combiner": {k: v.get("combiner") for k, v in res["metrics"].items()},
+    # per held-out exposure: id, EXPTIME (s), true and predicted class index (CLASSES order)
+    "test_exposures": {k: [{"expid": e, "exptime": exptime.get(e), "true": t, "pred": q}
+                           for e, t, q in zip(v["test_exposures"]["expid"],
+                                              v["test_exposures"]["true"],
+                                              v["test_exposures"]["pred"])]
+                       for k, v in res["metrics"].items()},
     "classes": list(CLASSES),
     "stellarity": res["stellarity_metrics"],
     "classical_vs_M3": classical_vs_model(test).to_dict(orient="records"),

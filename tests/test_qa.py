@@ -274,3 +274,71 @@ def test_sextractor_backend_matches_sep(tmp_path):
     assert roc_auc(known["is_star"], known["class_star"]) > 0.8
     f = som_features(s_sex, s_sex["class_star"].to_numpy())
     assert f.shape == (len(s_sex), 5) and np.isfinite(f).all()
+
+
+# ------------------------------------------------ per-CCD truth and training sampling
+def test_bgp_pattern_amplitude_recorded_per_ccd(tmp_path):
+    """The simulator records, per CCD, how strongly the background problem shows: zero
+    for Good exposures (the faint gradient of every exposure is not a problem), the
+    fringe amplitude on every CCD, and a scattered-light glow centred on the simulated
+    CCDs (so a BGP exposure of a reduced mosaic is not clean everywhere)."""
+    from catclean.qa.simulate import mosaic_footprint
+
+    cfg = SimConfig(n_ccd=4, ccd_shape=(128, 128), p_dead_ccd=0.0)
+    rng = np.random.default_rng(5)
+    good = draw_exposure_params(1, "Good", rng, cfg)
+    render_exposure(good, cfg, rng)
+    assert good.bgp_ccd_amp == [0.0] * 4
+    u_lo, u_hi, v_lo, v_hi = mosaic_footprint(4)
+    assert (u_lo, v_lo) == (-1.0, pytest.approx(-2 / 4.5)) and u_hi == pytest.approx(-0.5 / 4.5)
+    n_scattered = 0
+    for i in range(40):
+        p = draw_exposure_params(10 + i, "BGP", np.random.default_rng([5, i]), cfg)
+        if "scattered" in p.bgp:
+            n_scattered += 1
+            s = p.bgp["scattered"]
+            assert u_lo <= s["u0"] <= u_hi and v_lo <= s["v0"] <= v_hi
+        if set(p.bgp) == {"fringes"}:
+            render_exposure(p, cfg, np.random.default_rng(0))
+            amp = np.array(p.bgp_ccd_amp)
+            # a sine of amplitude A has a 1-99% half-range of ~A
+            assert np.all(np.abs(amp - p.bgp["fringes"]["amp"]) < 0.2 * p.bgp["fringes"]["amp"])
+    assert n_scattered > 5
+    rec, _ = _exposure(tmp_path, "BGP", cfg=cfg)
+    assert len(rec["bgp_ccd_amp"].split(",")) == 4
+
+
+def test_ccd_training_labels_from_truth():
+    from catclean.qa.models import ModelConfig
+    from catclean.qa.run import ccd_training_labels
+
+    bgp, good, bt = CLASSES.index("BGP"), CLASSES.index("Good"), CLASSES.index("BT")
+    ex = pd.DataFrame({"expid": [1, 2, 3], "bgp_ccd_amp": ["0.0000,0.0150,0.0900", "", "0.0,0.0,0.0"]})
+    expid = np.array([1, 1, 1, 2, 3, 3])
+    ccd = np.array([0, 1, 2, 0, 0, 1])
+    y = np.array([bgp, bgp, bgp, bt, bgp, bgp])
+    out = ccd_training_labels(ex, expid, ccd, y, ModelConfig())
+    assert out.tolist() == [good, good, bgp, bt, good, good]
+    assert ccd_training_labels(ex, expid, ccd, y, ModelConfig(bgp_min_amplitude=0.01)).tolist() \
+        == [good, bgp, bgp, bt, good, good]
+    assert ccd_training_labels(ex, expid, ccd, y, ModelConfig(ccd_labels="exposure")).tolist() == y.tolist()
+    # human-labelled exposures (no per-CCD truth column) keep their class
+    assert ccd_training_labels(ex[["expid"]], expid, ccd, y, ModelConfig()).tolist() == y.tolist()
+    with pytest.raises(ValueError, match="ccd_labels 'per-ccd'"):
+        ccd_training_labels(ex, expid, ccd, y, ModelConfig(ccd_labels="per-ccd"))
+
+
+def test_short_exposure_fraction_train_only_changes_training_exposures():
+    cfg = SimConfig(n_ccd=2, short_exposure_fraction=0.1, short_exposure_fraction_train=0.6)
+
+    def short_share(split):
+        t = [draw_exposure_params(i, "Good", np.random.default_rng([2, i]), cfg, split=split).exptime
+             for i in range(300)]
+        return np.mean(np.array(t) < 30)
+
+    assert abs(short_share("train") - 0.6) < 0.1
+    assert abs(short_share("test") - 0.1) < 0.06
+    same = SimConfig(n_ccd=2, short_exposure_fraction=0.1)
+    a = draw_exposure_params(7, "RBT", np.random.default_rng(9), same, split="train")
+    b = draw_exposure_params(7, "RBT", np.random.default_rng(9), same, split="test")
+    assert a == b

@@ -179,3 +179,63 @@ def test_summary_fraction_purity_completeness():
     assert s["n_scored"] == 4 and s["n_shred"] == 2 and s["shred_fraction"] == 0.5
     assert s["purity"] == 0.5 and s["completeness"] == 0.5
     assert s["null_reasons"] == {"fails cuts": 1, "cutout blank": 1}
+
+
+def test_mixed_bfloat16_training_keeps_float32_probabilities(tmp_path):
+    """precision: mixed_bfloat16 (the fast paper-size setting, docs/shreds.md) trains,
+    gives float32 softmax probabilities that sum to 1, saves and reloads, and leaves the
+    global dtype policy at float32 for the rest of the process."""
+    import keras
+
+    from catclean.shreds.train import TrainConfig, predict_proba, train_fold
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, (24, 128, 128, 3)).astype(np.uint8)
+    y = np.arange(24) % 2
+    cfg = TrainConfig(batch_size=8, max_epochs=1, patience=1, precision="mixed_bfloat16")
+    model, hist = train_fold(SMALL, cfg, x[:16], y[:16], x[16:], y[16:], fold_seed=3)
+    assert np.isfinite(hist["loss"]).all() and len(hist["loss"]) == 1
+    assert model.get_layer("conv1_1").compute_dtype == "bfloat16"
+    assert model.get_layer("softmax").compute_dtype == "float32"
+    assert keras.mixed_precision.global_policy().name == "float32"
+    p = predict_proba(model, x[16:])
+    assert p.dtype.kind == "f" and ((p >= 0) & (p <= 1)).all()
+    model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras")
+    assert np.allclose(predict_proba(again, x[16:]), p, atol=1e-6)
+    with pytest.raises(ValueError, match="precision 'half'"):
+        train_fold(SMALL, TrainConfig(max_epochs=1, precision="half"), x[:16], y[:16],
+                   x[16:], y[16:], fold_seed=3)
+
+
+def test_score_image_dir_flags_bad_files(keras_model, tmp_path):
+    """The `score` command's core: one row per image file, bad files flagged, not fatal."""
+    from PIL import Image
+
+    from catclean.shreds.score import score_image_dir
+
+    _, path = keras_model
+    rng = np.random.default_rng(4)
+    d = tmp_path / "cutouts"
+    d.mkdir()
+    Image.fromarray(rng.integers(0, 255, (128, 128, 3)).astype(np.uint8)).save(d / "a_grz.png")
+    Image.fromarray(rng.integers(0, 255, (256, 256, 3)).astype(np.uint8)).save(d / "b.jpg")
+    Image.fromarray(np.full((128, 128, 3), 7, np.uint8)).save(d / "c.png")
+    (d / "d.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    (d / "notes.txt").write_text("not an image")
+    out = score_image_dir(path, d)
+    assert out["file"].tolist() == ["a_grz.png", "b.jpg", "c.png", "d.png"]
+    assert out["source_id"].tolist() == ["a_grz", "b", "c", "d"]
+    assert out["p_shred"].notna().tolist() == [True, True, False, False]
+    assert out.loc[2, "reason"] == "blank image"
+    assert out.loc[3, "reason"].startswith("unreadable image")
+    assert out["is_shred"].isna().tolist() == [False, False, True, True]
+    assert ((out["p_shred"].dropna() >= 0) & (out["p_shred"].dropna() <= 1)).all()
+    with pytest.raises(ValueError, match="no .png/.jpg cutouts"):
+        score_image_dir(path, _empty_dir(tmp_path))
+
+
+def _empty_dir(tmp_path):
+    e = tmp_path / "empty"
+    e.mkdir()
+    return e

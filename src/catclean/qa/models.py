@@ -55,6 +55,12 @@ class ModelConfig:
     patience: int = 10
     val_fraction: float = 0.3
     augment: bool = True
+    # training target of a CCD: 'exposure' (its exposure's class, as in the paper) or
+    # 'truth' (the simulator's per-CCD truth where it has one: a CCD of a BGP exposure that
+    # the background pattern does not reach, amplitude < bgp_min_amplitude of the sky, is
+    # trained as Good). Exposure grades and all accuracies use the exposure's class.
+    ccd_labels: str = "truth"
+    bgp_min_amplitude: float = 0.02
 
     @classmethod
     def from_dict(cls, d: dict | None) -> ModelConfig:
@@ -136,7 +142,7 @@ def model_inputs(kind: str, stamps: np.ndarray, in2: np.ndarray):
 
 
 def train_model(kind: str, stamps, in2, y, groups, cfg: ModelConfig, seed: int,
-                n_clusters: int = 20, stamp: int = 25, log=None):
+                n_clusters: int = 20, stamp: int = 25, log=None, strata=None):
     """Train one model on per-CCD samples with a 70/30 train/validation split by exposure.
 
     Parameters
@@ -145,6 +151,9 @@ def train_model(kind: str, stamps, in2, y, groups, cfg: ModelConfig, seed: int,
     in2 : (n, 2 n_clusters) float32
     y : (n,) int class index
     groups : (n,) exposure id of each CCD; the split keeps all CCDs of an exposure together.
+    strata : (n,) int, optional
+        Class of each CCD's exposure, for the split within each class (default ``y``; pass
+        it when ``y`` holds per-CCD targets that differ from the exposure class).
 
     Returns
     -------
@@ -153,7 +162,8 @@ def train_model(kind: str, stamps, in2, y, groups, cfg: ModelConfig, seed: int,
     import keras
 
     keras.utils.set_random_seed(int(seed))
-    is_val = validation_groups(groups, cfg.val_fraction, seed, labels=y)
+    is_val = validation_groups(groups, cfg.val_fraction, seed,
+                               labels=y if strata is None else strata)
     model = build_model(kind, n_clusters, stamp, cfg)
     ytr = y[~is_val]
     if kind != "M2" and cfg.augment:

@@ -130,6 +130,33 @@ def _accuracy(p: np.ndarray, y: np.ndarray) -> float:
     return float((p.argmax(1) == y).mean()) if len(y) else float("nan")
 
 
+def ccd_training_labels(exposures: pd.DataFrame, expid: np.ndarray, ccd: np.ndarray,
+                        y: np.ndarray, mcfg: ModelConfig) -> np.ndarray:
+    """Training targets of CCD rows ``(expid, ccd)`` whose exposure classes are ``y``.
+
+    With ``mcfg.ccd_labels == 'truth'`` a CCD of a BGP exposure whose simulated background
+    pattern stays below ``mcfg.bgp_min_amplitude`` of the sky (column ``bgp_ccd_amp`` of the
+    exposure table: a scattered-light ring or glow far from that CCD) is labelled Good: the
+    CCD shows no background problem, and training it as BGP teaches the networks that clean
+    CCDs are sometimes BGP (per-CCD label noise). Exposures without the column (real,
+    human-labelled data) keep their exposure class on every CCD.
+    """
+    y = np.asarray(y, int).copy()
+    if mcfg.ccd_labels == "exposure" or "bgp_ccd_amp" not in exposures:
+        return y
+    if mcfg.ccd_labels != "truth":
+        raise ValueError(f"qa.models.ccd_labels {mcfg.ccd_labels!r}: expected 'truth' or "
+                         "'exposure'")
+    amp = {e: [float(a) for a in str(v).split(",") if a not in ("", "nan")]
+           for e, v in zip(exposures["expid"], exposures["bgp_ccd_amp"].fillna(""))}
+    bgp, good = CLASSES.index("BGP"), CLASSES.index("Good")
+    for i in np.flatnonzero(y == bgp):
+        a = amp.get(expid[i], [])
+        if int(ccd[i]) < len(a) and a[int(ccd[i])] < mcfg.bgp_min_amplitude:
+            y[i] = good
+    return y
+
+
 def step_models(qa, seed, reps: dict, exposures: pd.DataFrame, log=print, kinds=("M1", "M2", "M3")):
     """Train M1/M2/M3 on the training exposures' CCDs (70/30 train/validation by exposure)
     and evaluate on the held-out test exposures, per CCD and per exposure."""
@@ -138,7 +165,13 @@ def step_models(qa, seed, reps: dict, exposures: pd.DataFrame, log=print, kinds=
     info = exposures.set_index("expid")
     label = info["label"].map({c: i for i, c in enumerate(CLASSES)})
     y = label.reindex(reps["expid"]).to_numpy().astype(int)
+    # per-CCD training targets (y stays the exposure class: splits, combiner, accuracies)
+    y_fit = ccd_training_labels(exposures, reps["expid"], reps["ccd"], y, mcfg)
     split = info["split"].reindex(reps["expid"]).to_numpy()
+    n_relabelled = int((y_fit != y)[split == "train"].sum())
+    if n_relabelled:
+        log(f"{n_relabelled} training CCDs of BGP exposures without a visible pattern "
+            f"(< {mcfg.bgp_min_amplitude:.0%} of the sky) trained as Good")
     defect = info["defect"].reindex(reps["expid"]).fillna("").to_numpy()
     stamps = reps["stamps"].astype(np.float32)
     in2 = input2(reps["counts"])
@@ -164,8 +197,8 @@ def step_models(qa, seed, reps: dict, exposures: pd.DataFrame, log=print, kinds=
         return cm.tolist()
 
     for kind in kinds:
-        model, hist = train_model(kind, stamps[tr], in2[tr], y[tr], reps["expid"][tr], mcfg,
-                                  seed, nc, st, log)
+        model, hist = train_model(kind, stamps[tr], in2[tr], y_fit[tr], reps["expid"][tr],
+                                  mcfg, seed, nc, st, log, strata=y[tr])
         models[kind] = model
         # combination rule fitted on the validation exposures' CCDs (not the test ones)
         pv = predict(model, kind, stamps[tr][is_val], in2[tr][is_val])

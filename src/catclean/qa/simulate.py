@@ -58,6 +58,11 @@ class SimConfig:
         Probability that a CCD is dead (all zero), independent per CCD.
     short_exposure_fraction : float
         Fraction of exposures with EXPTIME < 30 s (log-uniform in 1-30 s).
+    short_exposure_fraction_train : float or None
+        The same fraction for the *training* exposures only (None: the same as the test
+        exposures). Short exposures have few sources per CCD and are the hardest to grade;
+        drawing more of them for training (stratified sampling of the rare regime) keeps
+        the held-out test distribution unchanged.
     star_density : tuple of float
         Range (log-uniform per exposure) of the density of stars brighter than r=24, per deg^2.
     galaxy_density : float
@@ -69,6 +74,7 @@ class SimConfig:
     pixel_scale: float = 0.187
     p_dead_ccd: float = 0.02
     short_exposure_fraction: float = 0.15
+    short_exposure_fraction_train: float | None = None
     star_density: tuple = (4000.0, 40000.0)
     galaxy_density: float = 60000.0
 
@@ -103,6 +109,9 @@ class ExposureParams:
     star_density: float                  # deg^-2, r < 24
     bgp: dict = field(default_factory=dict)   # pattern name -> parameters
     dead_ccds: list = field(default_factory=list)
+    # per CCD: robust half-range of the background-problem pattern, as a fraction of the
+    # sky (filled by render_exposure; 0 for the CCDs the pattern does not reach)
+    bgp_ccd_amp: list = field(default_factory=list)
 
 
 def _loguniform(rng, lo, hi):
@@ -110,7 +119,7 @@ def _loguniform(rng, lo, hi):
 
 
 def draw_exposure_params(expid: int, label: str, rng: np.random.Generator,
-                         cfg: SimConfig) -> ExposureParams:
+                         cfg: SimConfig, split: str = "test") -> ExposureParams:
     """Draw the physical parameters of one exposure of class ``label``.
 
     The distributions follow the paper's class descriptions (Sec. 2, 4.1, 6): MegaCam's
@@ -120,7 +129,10 @@ def draw_exposure_params(expid: int, label: str, rng: np.random.Generator,
     """
     if label not in CLASSES:
         raise ValueError(f"unknown quality class {label!r}; expected one of {CLASSES}")
-    if rng.uniform() < cfg.short_exposure_fraction:
+    short = cfg.short_exposure_fraction
+    if split == "train" and cfg.short_exposure_fraction_train is not None:
+        short = cfg.short_exposure_fraction_train
+    if rng.uniform() < short:
         exptime = round(_loguniform(rng, 1.0, 29.0), 1)
     else:
         exptime = float(rng.choice([60.0, 120.0, 180.0, 300.0, 345.0, 450.0, 600.0]))
@@ -149,7 +161,7 @@ def draw_exposure_params(expid: int, label: str, rng: np.random.Generator,
         kinds = ["gradient", "fringes", "scattered", "banding"]
         chosen = rng.choice(kinds, size=1 + int(rng.uniform() < 0.35), replace=False)
         for kind in chosen:
-            bgp[str(kind)] = _draw_bgp(str(kind), rng)
+            bgp[str(kind)] = _draw_bgp(str(kind), rng, cfg.n_ccd)
     angle = float(rng.normal(0.0, 0.15) + (0.0 if rng.uniform() < 0.7 else np.pi / 2))
     dead = [int(i) for i in np.flatnonzero(rng.uniform(size=cfg.n_ccd) < cfg.p_dead_ccd)]
     return ExposureParams(
@@ -164,7 +176,16 @@ def draw_exposure_params(expid: int, label: str, rng: np.random.Generator,
     )
 
 
-def _draw_bgp(kind: str, rng: np.random.Generator) -> dict:
+def mosaic_footprint(n_ccd: int) -> tuple[float, float, float, float]:
+    """(u_min, u_max, v_min, v_max) of the focal-plane area covered by the first ``n_ccd``
+    CCDs, in the [-1, 1] mosaic coordinates of :func:`background_pattern`."""
+    pos = np.array([mosaic_position(k, n_ccd) for k in range(n_ccd)])
+    u = (np.array([pos[:, 0].min(), pos[:, 0].max() + 1.0]) - 4.5) / 4.5
+    v = (np.array([pos[:, 1].min(), pos[:, 1].max() + 1.0]) - 2.0) / 4.5
+    return float(u[0]), float(u[1]), float(v[0]), float(v[1])
+
+
+def _draw_bgp(kind: str, rng: np.random.Generator, n_ccd: int = 36) -> dict:
     """Parameters of one background problem; amplitudes are fractions of the sky level."""
     if kind == "gradient":        # moon / twilight scattered light across the mosaic
         # amplitude across the whole mosaic: 0.6-2 x sky, i.e. 7-20% of sky within a CCD
@@ -175,8 +196,11 @@ def _draw_bgp(kind: str, rng: np.random.Generator) -> dict:
                 "angle": rng.uniform(0, np.pi), "warp": rng.uniform(0.5, 2.5),
                 "phase": rng.uniform(0, 2 * np.pi)}
     if kind == "scattered":       # out-of-focus ghost ring / glow from a bright star
-        return {"amp": rng.uniform(0.15, 0.5), "u0": rng.uniform(-1.0, 1.0),
-                "v0": rng.uniform(-1.0, 1.0), "radius": rng.uniform(0.15, 0.7),
+        # centred on the simulated CCDs (fewer than 36 in small configurations), so that the
+        # ring or glow of a BGP exposure falls on the data it is judged from
+        u_lo, u_hi, v_lo, v_hi = mosaic_footprint(n_ccd)
+        return {"amp": rng.uniform(0.15, 0.5), "u0": rng.uniform(u_lo, u_hi),
+                "v0": rng.uniform(v_lo, v_hi), "radius": rng.uniform(0.15, 0.7),
                 "width": rng.uniform(0.03, 0.15), "ring": bool(rng.uniform() < 0.6)}
     if kind == "banding":         # amplifier steps and correlated row noise
         return {"amp_step": rng.uniform(0.04, 0.12), "row_amp": rng.uniform(0.02, 0.06),
@@ -193,8 +217,25 @@ def mosaic_position(ccd: int, n_ccd: int) -> tuple[float, float]:
     return extra[ccd - 36]
 
 
+def _mosaic_uv(ccd: int, shape: tuple, n_ccd: int):
+    """Focal-plane coordinates (u, v) of the pixels of one CCD, [-1, 1] over the 9x4
+    mosaic (broadcastable (1, nx) and (ny, 1) float32 arrays)."""
+    ny, nx = shape
+    col, row = mosaic_position(ccd, n_ccd)
+    u = ((col + np.arange(nx, dtype=np.float32)[None, :] / nx) - 4.5) / 4.5
+    v = ((row + np.arange(ny, dtype=np.float32)[:, None] / ny) - 2.0) / 4.5
+    return u, v
+
+
+def _base_gradient(params: ExposureParams, ccd: int, shape: tuple, n_ccd: int) -> np.ndarray:
+    """The faint (<~1.5% across the mosaic) large-scale sky gradient of every exposure."""
+    u, v = _mosaic_uv(ccd, shape, n_ccd)
+    base = 0.015 * ((params.expid * 7919) % 97) / 97.0
+    return (np.float32(base) * (u * 0.6 + v * 0.8)).astype(np.float32)
+
+
 def background_pattern(params: ExposureParams, ccd: int, shape: tuple, n_ccd: int,
-                       rng: np.random.Generator) -> np.ndarray:
+                       include_base: bool = True) -> np.ndarray:
     """Fractional sky modulation (multiply by the sky level) of one CCD, float32.
 
     Coordinates (u, v) span [-1, 1] over the 9x4 mosaic so that gradients and
@@ -202,15 +243,12 @@ def background_pattern(params: ExposureParams, ccd: int, shape: tuple, n_ccd: in
     """
     ny, nx = shape
     col, row = mosaic_position(ccd, n_ccd)
-    yy = np.arange(ny, dtype=np.float32)[:, None]
+    u, v = _mosaic_uv(ccd, shape, n_ccd)
     xx = np.arange(nx, dtype=np.float32)[None, :]
-    u = ((col + xx / nx) - 4.5) / 4.5
-    v = ((row + yy / ny) - 2.0) / 4.5
-    # every exposure has a faint (<~1.5%) large-scale sky gradient
+    yy = np.arange(ny, dtype=np.float32)[:, None]
     g = params.bgp.get("gradient")
-    out = np.zeros(shape, np.float32)
-    base = 0.015 * ((params.expid * 7919) % 97) / 97.0
-    out += np.float32(base) * (u * 0.6 + v * 0.8)
+    out = _base_gradient(params, ccd, shape, n_ccd) if include_base \
+        else np.zeros(shape, np.float32)
     if g:
         t = u * math.cos(g["angle"]) + v * math.sin(g["angle"])
         out += np.float32(g["amp"] * 0.5) * (t + np.float32(g["curv"]) * t * t)
@@ -240,6 +278,14 @@ def background_pattern(params: ExposureParams, ccd: int, shape: tuple, n_ccd: in
         amp_sign = 1.0 if brng.uniform() < 0.5 else -1.0
         out[:, nx // 2:] += np.float32(amp_sign * b["amp_step"])
     return out
+
+
+def pattern_amplitude(pattern: np.ndarray) -> float:
+    """Robust half-range (99th - 1st percentile) / 2 of a fractional sky pattern, from
+    every 4th pixel in both axes: how strongly a background problem shows on one CCD."""
+    sub = np.asarray(pattern)[::4, ::4]
+    lo, hi = np.percentile(sub, [1.0, 99.0])
+    return float(0.5 * (hi - lo))
 
 
 def _psf(params: ExposureParams):
@@ -327,6 +373,7 @@ def render_exposure(params: ExposureParams, cfg: SimConfig, rng: np.random.Gener
         gal_lib.append(galsim.Convolve(gal, psf, gsparams=gsp).drawImage(
             nx=2 * gh + 1, ny=2 * gh + 1, scale=scale, offset=(rng.uniform(), rng.uniform())
         ).array.astype(np.float32))
+    params.bgp_ccd_amp = [0.0] * cfg.n_ccd
     ccds, truth = [], {"ccd": [], "x": [], "y": [], "mag": [], "is_star": []}
     for ccd in range(cfg.n_ccd):
         crng = np.random.default_rng([int(rng.integers(2**63)), ccd])
@@ -383,7 +430,11 @@ def render_exposure(params: ExposureParams, cfg: SimConfig, rng: np.random.Gener
                 th = t.shape[0] // 2
                 _add(img, t * np.float32(flux), ix - th, iy - th)
         sky = sky_adu * params.transparency ** 0.3   # clouds scatter moonlight: sky dims less
-        img += np.float32(sky) * (1.0 + background_pattern(params, ccd, (ny, nx), cfg.n_ccd, crng))
+        pattern = background_pattern(params, ccd, (ny, nx), cfg.n_ccd, include_base=False)
+        if params.bgp:
+            params.bgp_ccd_amp[ccd] = round(pattern_amplitude(pattern), 4)
+        pattern += _base_gradient(params, ccd, (ny, nx), cfg.n_ccd)
+        img += np.float32(sky) * (1.0 + pattern)
         np.maximum(img, 0.0, out=img)
         # Poisson noise in electrons + Gaussian read noise, back to ADU
         noisy = crng.poisson(img * GAIN).astype(np.float32) / np.float32(GAIN)
@@ -471,7 +522,8 @@ def make_exposure(row: dict, path: str | Path, cfg: SimConfig, seed: int):
     number of dead CCDs and all physical parameters.
     """
     rng = np.random.default_rng([seed, 7, row["index"]])
-    params = draw_exposure_params(row["expid"], row["label"], rng, cfg)
+    params = draw_exposure_params(row["expid"], row["label"], rng, cfg,
+                                  split=row.get("split", "test"))
     defect = row.get("defect", "")
     if defect == "blank":
         # readout failure: constant pedestal, no signal at all
@@ -495,4 +547,5 @@ def make_exposure(row: dict, path: str | Path, cfg: SimConfig, seed: int):
     rec.update({"split": row["split"], "defect": defect, "n_dead_ccd": len(params.dead_ccds),
                 "path": str(path), "bgp": ",".join(sorted(params.bgp)) or ""})
     rec["dead_ccds"] = ",".join(map(str, params.dead_ccds))
+    rec["bgp_ccd_amp"] = ",".join(f"{a:.4f}" for a in params.bgp_ccd_amp)
     return rec, truth

@@ -10,6 +10,11 @@ docs/shreds.md)::
     python -m catclean.shreds.cli train --set results/shreds_paper/train_set.npz \\
         --preset paper --folds 5 --run-folds 1 --out results/shreds_paper
 
+Score a directory of Legacy-viewer cutouts (PNG/JPEG, 128 px over 60") with a model::
+
+    python -m catclean.shreds.cli score --model results/shreds_paper/shred_cnn.keras \
+        --images cutouts/ --out p_shred.csv
+
 Train on your own labeled cutouts (CSV ``source_id,label`` + ``<source_id>.png``)::
 
     python -m catclean.shreds.cli train --csv labels.csv --images cutouts/ \\
@@ -74,7 +79,17 @@ def main(argv=None) -> int:
     tr.add_argument("--seed", type=int, default=777)
     tr.add_argument("--max-seconds", type=float, default=None,
                     help="wall-clock cap per fold (the best weights so far are kept)")
+    tr.add_argument("--precision", default="float32",
+                    choices=["float32", "mixed_bfloat16", "mixed_float16"],
+                    help="Keras dtype policy; mixed_bfloat16 is ~3x faster on CPUs with "
+                         "AVX512-BF16 (docs/shreds.md)")
     tr.add_argument("--out", required=True)
+    sc = sub.add_parser("score", help="score a directory of PNG/JPEG cutouts")
+    sc.add_argument("--model", required=True, help=".keras file or SavedModel directory")
+    sc.add_argument("--images", required=True, help="directory of <source_id>[_suffix].png/.jpg")
+    sc.add_argument("--threshold", type=float, default=0.5)
+    sc.add_argument("--batch-size", type=int, default=64)
+    sc.add_argument("--out", required=True, help="CSV: file, p_shred, is_shred, reason")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stdout,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -105,6 +120,20 @@ def main(argv=None) -> int:
         log.info("wrote %s: %d cutouts, %d shreds (%.0f s)", a.out, len(labels),
                  int(labels.sum()), time.time() - t0)
         return 0
+    if a.cmd == "score":
+        from .score import score_image_dir
+
+        table = score_image_dir(a.model, a.images, threshold=a.threshold,
+                                batch_size=a.batch_size)
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(a.out, index=False)
+        ok = table["p_shred"].notna()
+        log.info("scored %d of %d images in %s: %d shreds (%.1f%%), median p_shred %.3f; "
+                 "wrote %s", int(ok.sum()), len(table), a.images,
+                 int(table["is_shred"].fillna(False).sum()),
+                 100.0 * table.loc[ok, "is_shred"].astype(bool).mean() if ok.any() else 0.0,
+                 float(table.loc[ok, "p_shred"].median()) if ok.any() else float("nan"), a.out)
+        return 0
     from .model import ShredArch
     from .train import TrainConfig, cross_validate, save_json
 
@@ -118,6 +147,12 @@ def main(argv=None) -> int:
         images = np.concatenate([d["images"] for d in ds])
         labels = np.concatenate([d["labels"] for d in ds])
         groups = np.concatenate([d["groups"] for d in ds])
+        sets = [Path(f).name.split(".part")[0] for f in files]
+        if len(set(sets)) > 1:
+            # host ids restart in every make-set run: key the groups by set name too, so
+            # that hosts of different sets never share a group (parts of one set are disjoint)
+            groups = np.concatenate([np.char.add(s + ":", d["groups"].astype(str))
+                                     for s, d in zip(sets, ds)])
         keep = balance(labels, 0.6, np.random.default_rng([a.seed, 77]))
         images, labels, groups = images[keep], labels[keep], groups[keep]
         log.info("%d files: %d cutouts after 60/40 balancing", len(files), len(labels))
@@ -129,7 +164,8 @@ def main(argv=None) -> int:
     arch = ShredArch.from_config(PRESETS[a.preset])
     cfg = TrainConfig(learning_rate=a.lr, batch_size=a.batch_size, max_epochs=a.max_epochs,
                       patience=a.patience, folds=a.folds, run_folds=a.run_folds,
-                      threads=a.threads, seed=a.seed, max_seconds=a.max_seconds)
+                      threads=a.threads, seed=a.seed, max_seconds=a.max_seconds,
+                      precision=a.precision)
     out = Path(a.out)
     t0 = time.time()
     log.info("training %s preset on %d cutouts (%d shreds)", a.preset, len(labels),

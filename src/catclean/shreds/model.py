@@ -124,7 +124,9 @@ def build_shred_cnn(arch: ShredArch | None = None, name: str = "shred_cnn"):
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(arch.dense[0], activation="relu", name="dense1")(x)
     x = layers.Dense(arch.dense[1], activation="relu", name="dense2")(x)
-    out = layers.Dense(2, activation="softmax", name="softmax")(x)
+    # float32 softmax whatever the dtype policy (mixed-precision training keeps the
+    # probabilities and the loss in full precision)
+    out = layers.Dense(2, activation="softmax", dtype="float32", name="softmax")(x)
     return keras.Model(inp, out, name=name)
 
 

@@ -184,3 +184,49 @@ def score_partition(cuts: pd.DataFrame, store, scorer: ShredScorer | None,
                          "p_shred": p_col.astype("Float64"),
                          "is_shred": is_shred,
                          "shreds_reason": pd.Series(reason, dtype="string")})
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def score_image_dir(model_path, image_dir, threshold: float = 0.5, batch_size: int = 64,
+                    kind: str = "auto") -> pd.DataFrame:
+    """Score every PNG/JPEG cutout of a directory (Legacy viewer format: 128 px over 60",
+    other sizes are area-resampled to 128 px), e.g. real cutouts as an unlabeled check.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per image file, sorted by name: ``file``, ``source_id`` (file stem),
+        ``p_shred`` (Float64), ``is_shred`` (boolean), ``reason`` (null when scored; e.g.
+        ``unreadable image: ...`` or ``blank image``). A bad file never stops the run.
+    """
+    from .data import read_rgb_image
+
+    image_dir = Path(image_dir)
+    if not image_dir.is_dir():
+        raise FileNotFoundError(f"cutout directory not found: {image_dir}")
+    files = sorted(f for f in image_dir.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"no .png/.jpg cutouts in {image_dir}")
+    images = np.zeros((len(files), 128, 128, 3), np.uint8)
+    reason = np.full(len(files), None, dtype=object)
+    for i, f in enumerate(files):
+        try:
+            images[i] = read_rgb_image(f, 128)
+        except Exception as exc:  # truncated / not an image: flag the row
+            reason[i] = f"unreadable image: {type(exc).__name__}: {exc}"
+            continue
+        if images[i].min() == images[i].max():
+            reason[i] = "blank image"
+    ok = np.array([r is None for r in reason])
+    p = np.full(len(files), np.nan)
+    if ok.any():
+        p[ok] = ShredScorer(model_path, kind=kind, batch_size=batch_size).predict(images[ok])
+    return pd.DataFrame({
+        "file": pd.Series([f.name for f in files], dtype="string"),
+        "source_id": pd.Series([f.stem for f in files], dtype="string"),
+        "p_shred": pd.Series(p, dtype="Float64").where(np.isfinite(p), pd.NA),
+        "is_shred": pd.Series(pd.array(p >= threshold, dtype="boolean")).where(ok, pd.NA),
+        "reason": pd.Series(reason, dtype="string"),
+    })

@@ -44,6 +44,9 @@ class TrainConfig:
     threads: int = 2
     seed: int = 0
     max_seconds: float | None = None  # wall-clock cap per fold (best weights kept)
+    # Keras dtype policy: 'float32', or 'mixed_bfloat16' (bf16 convolutions, float32
+    # weights and softmax): ~3x faster on CPUs with AVX512-BF16/AMX and on GPUs
+    precision: str = "float32"
 
     @classmethod
     def from_config(cls, cfg: dict, seed: int) -> TrainConfig:
@@ -155,7 +158,14 @@ def train_fold(arch: ShredArch, cfg: TrainConfig, x_train, y_train, x_val, y_val
     import keras
 
     keras.utils.set_random_seed(fold_seed)
-    model = build_shred_cnn(arch)
+    if cfg.precision not in ("float32", "mixed_bfloat16", "mixed_float16"):
+        raise ValueError(f"shreds training precision {cfg.precision!r}: expected float32, "
+                         "mixed_bfloat16 or mixed_float16")
+    keras.mixed_precision.set_global_policy(cfg.precision)
+    try:
+        model = build_shred_cnn(arch)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
     model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=cfg.learning_rate),
                   loss="categorical_crossentropy", metrics=["accuracy"])
     eye = np.eye(2, dtype=np.float32)
