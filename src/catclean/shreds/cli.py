@@ -5,10 +5,11 @@ Examples
 Build a synthetic training sky and train the paper-size model (1 fold, documented in
 docs/shreds.md)::
 
-    python -m catclean.shreds.cli make-set --hosts 300 --seed 777 --workers 2 \\
-        --out results/shreds_paper/train_set.npz
-    python -m catclean.shreds.cli train --set results/shreds_paper/train_set.npz \\
-        --preset paper --folds 5 --run-folds 1 --out results/shreds_paper
+    python -m catclean.shreds.cli make-set --hosts 180 --chunk 20 --seed 2026 --workers 2 \\
+        --field-max-pix 1100 --out results/shreds_paper2/train_set
+    python -m catclean.shreds.cli train --set 'results/shreds_paper2/train_set*.part*.npz' \\
+        --preset paper --folds 5 --run-folds 1 --precision mixed_bfloat16 \\
+        --out results/shreds_paper2/run2
 
 Score a directory of Legacy-viewer cutouts (PNG/JPEG, 128 px over 60") with a model::
 
