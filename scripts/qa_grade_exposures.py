@@ -6,7 +6,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
 
 from catclean.io import provenance, write_parquet
-from catclean.qa.models import load_model, setup_tf
+from catclean.qa.models import load_combiner, load_model, setup_tf
 from catclean.qa.pipeline import OUTPUT_UNITS
 from catclean.qa.run import qa_config, step_grade
 from catclean.qa.scriptutil import load_reps, read_many, script_logger
@@ -26,7 +26,7 @@ kind = qa["grade"]["model"]
 model = load_model(snakemake.input.model)
 stel = clusters["stellarity"].to_numpy() if len(clusters) else clusters
 # the per-exposure combination rule fitted with the model (on its validation exposures)
-combiner = json.loads(Path(snakemake.input.metrics).read_text())[kind].get("combiner")
+combiner = load_combiner(snakemake.input.metrics, kind)
 grades = step_grade(qa, exposures, ccds, sources, stel, failures, reps, model, kind,
                     combiner=combiner)
 grades["model"] = kind

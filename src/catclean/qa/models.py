@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -142,7 +143,7 @@ def model_inputs(kind: str, stamps: np.ndarray, in2: np.ndarray):
 
 
 def train_model(kind: str, stamps, in2, y, groups, cfg: ModelConfig, seed: int,
-                n_clusters: int = 20, stamp: int = 25, log=None, strata=None):
+                n_clusters: int = 20, stamp: int = 25, log=None, is_val=None):
     """Train one model on per-CCD samples with a 70/30 train/validation split by exposure.
 
     Parameters
@@ -151,9 +152,10 @@ def train_model(kind: str, stamps, in2, y, groups, cfg: ModelConfig, seed: int,
     in2 : (n, 2 n_clusters) float32
     y : (n,) int class index
     groups : (n,) exposure id of each CCD; the split keeps all CCDs of an exposure together.
-    strata : (n,) int, optional
-        Class of each CCD's exposure, for the split within each class (default ``y``; pass
-        it when ``y`` holds per-CCD targets that differ from the exposure class).
+    is_val : (n,) bool, optional
+        Validation mask; default :func:`validation_groups` of ``groups`` within each class
+        of ``y`` (pass the caller's mask when ``y`` holds per-CCD targets that differ from
+        the exposure class, or when the caller needs the same split).
 
     Returns
     -------
@@ -162,8 +164,8 @@ def train_model(kind: str, stamps, in2, y, groups, cfg: ModelConfig, seed: int,
     import keras
 
     keras.utils.set_random_seed(int(seed))
-    is_val = validation_groups(groups, cfg.val_fraction, seed,
-                               labels=y if strata is None else strata)
+    if is_val is None:
+        is_val = validation_groups(groups, cfg.val_fraction, seed, labels=y)
     model = build_model(kind, n_clusters, stamp, cfg)
     ytr = y[~is_val]
     if kind != "M2" and cfg.augment:
@@ -313,6 +315,14 @@ def combine_ccds(p_ccd: np.ndarray, combiner: dict | None = None,
         return np.full(len(CLASSES), np.nan)
     theta = np.asarray(combiner["theta"]) if combiner else _theta0(p_ccd.shape[1])
     return _softmax(_combiner_logits(theta, ccd_evidence(p_ccd, eps)[None]))[0]
+
+
+def load_combiner(metrics_path, kind: str) -> dict | None:
+    """The per-exposure combination rule stored for model ``kind`` in ``metrics/models.json``
+    (None: the file has none, i.e. softmax of the mean log p)."""
+    import json
+
+    return json.loads(Path(metrics_path).read_text())[kind].get("combiner")
 
 
 def validation_groups(groups, val_fraction: float, seed: int, labels=None) -> np.ndarray:

@@ -24,7 +24,7 @@ from .features import (
     som_features,
     stellarity_values,
 )
-from .models import combine_ccds, predict
+from .models import combine_ccds, load_combiner, predict
 from .represent import exposure_key, input2, representative_ccd
 from .simulate import SimConfig, make_exposure
 
@@ -254,9 +254,7 @@ class Grader:
         self.pixel_scale, self.stamp, self.seed = pixel_scale, stamp, seed
         self.fwhm_max, self.ell_max = fwhm_max, ell_max
         if combiner is not None and not isinstance(combiner, dict):
-            import json
-
-            combiner = json.loads(Path(combiner).read_text())[kind].get("combiner")
+            combiner = load_combiner(combiner, kind)
         self.combiner = combiner
 
     def grade(self, path, expid=None) -> tuple[dict, dict]:

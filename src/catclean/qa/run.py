@@ -198,7 +198,7 @@ def step_models(qa, seed, reps: dict, exposures: pd.DataFrame, log=print, kinds=
 
     for kind in kinds:
         model, hist = train_model(kind, stamps[tr], in2[tr], y_fit[tr], reps["expid"][tr],
-                                  mcfg, seed, nc, st, log, strata=y[tr])
+                                  mcfg, seed, nc, st, log, is_val=is_val)
         models[kind] = model
         # combination rule fitted on the validation exposures' CCDs (not the test ones)
         pv = predict(model, kind, stamps[tr][is_val], in2[tr][is_val])

@@ -234,9 +234,11 @@ def _base_gradient(params: ExposureParams, ccd: int, shape: tuple, n_ccd: int) -
     return (np.float32(base) * (u * 0.6 + v * 0.8)).astype(np.float32)
 
 
-def background_pattern(params: ExposureParams, ccd: int, shape: tuple, n_ccd: int,
-                       include_base: bool = True) -> np.ndarray:
-    """Fractional sky modulation (multiply by the sky level) of one CCD, float32.
+def background_pattern(params: ExposureParams, ccd: int, shape: tuple, n_ccd: int
+                       ) -> np.ndarray:
+    """Fractional sky modulation of one CCD by the exposure's background problems
+    (multiply by the sky level), float32; zero unless the exposure is BGP. The faint
+    gradient every exposure has is :func:`_base_gradient`, added by the renderer.
 
     Coordinates (u, v) span [-1, 1] over the 9x4 mosaic so that gradients and
     scattered-light rings are continuous across CCDs, as in real exposures.
@@ -247,8 +249,7 @@ def background_pattern(params: ExposureParams, ccd: int, shape: tuple, n_ccd: in
     xx = np.arange(nx, dtype=np.float32)[None, :]
     yy = np.arange(ny, dtype=np.float32)[:, None]
     g = params.bgp.get("gradient")
-    out = _base_gradient(params, ccd, shape, n_ccd) if include_base \
-        else np.zeros(shape, np.float32)
+    out = np.zeros(shape, np.float32)
     if g:
         t = u * math.cos(g["angle"]) + v * math.sin(g["angle"])
         out += np.float32(g["amp"] * 0.5) * (t + np.float32(g["curv"]) * t * t)
@@ -430,7 +431,7 @@ def render_exposure(params: ExposureParams, cfg: SimConfig, rng: np.random.Gener
                 th = t.shape[0] // 2
                 _add(img, t * np.float32(flux), ix - th, iy - th)
         sky = sky_adu * params.transparency ** 0.3   # clouds scatter moonlight: sky dims less
-        pattern = background_pattern(params, ccd, (ny, nx), cfg.n_ccd, include_base=False)
+        pattern = background_pattern(params, ccd, (ny, nx), cfg.n_ccd)
         if params.bgp:
             params.bgp_ccd_amp[ccd] = round(pattern_amplitude(pattern), 4)
         pattern += _base_gradient(params, ccd, (ny, nx), cfg.n_ccd)

@@ -13,7 +13,7 @@ docs/shreds.md)::
 
 Score a directory of Legacy-viewer cutouts (PNG/JPEG, 128 px over 60") with a model::
 
-    python -m catclean.shreds.cli score --model results/shreds_paper/shred_cnn.keras \
+    python -m catclean.shreds.cli score --model results/shreds_paper2/run2/shred_cnn.keras \\
         --images cutouts/ --out p_shred.csv
 
 Train on your own labeled cutouts (CSV ``source_id,label`` + ``<source_id>.png``)::
@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from .train import PRECISIONS
 
 PRESETS = {
     # paper 001 Sec. 2.2 / Fig. 2: 128 px input, full width (10.58M parameters)
@@ -80,8 +82,7 @@ def main(argv=None) -> int:
     tr.add_argument("--seed", type=int, default=777)
     tr.add_argument("--max-seconds", type=float, default=None,
                     help="wall-clock cap per fold (the best weights so far are kept)")
-    tr.add_argument("--precision", default="float32",
-                    choices=["float32", "mixed_bfloat16", "mixed_float16"],
+    tr.add_argument("--precision", default="float32", choices=PRECISIONS,
                     help="Keras dtype policy; mixed_bfloat16 is ~3x faster on CPUs with "
                          "AVX512-BF16 (docs/shreds.md)")
     tr.add_argument("--out", required=True)
@@ -128,12 +129,11 @@ def main(argv=None) -> int:
                                 batch_size=a.batch_size)
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(a.out, index=False)
-        ok = table["p_shred"].notna()
+        n_ok, n_shred = int(table["p_shred"].notna().sum()), int(table["is_shred"].sum())
         log.info("scored %d of %d images in %s: %d shreds (%.1f%%), median p_shred %.3f; "
-                 "wrote %s", int(ok.sum()), len(table), a.images,
-                 int(table["is_shred"].fillna(False).sum()),
-                 100.0 * table.loc[ok, "is_shred"].astype(bool).mean() if ok.any() else 0.0,
-                 float(table.loc[ok, "p_shred"].median()) if ok.any() else float("nan"), a.out)
+                 "wrote %s", n_ok, len(table), a.images, n_shred,
+                 100.0 * n_shred / max(n_ok, 1),
+                 float(table["p_shred"].astype(float).median()), a.out)
         return 0
     from .model import ShredArch
     from .train import TrainConfig, cross_validate, save_json

@@ -27,6 +27,10 @@ from .model import ShredArch, build_shred_cnn
 log = logging.getLogger(__name__)
 
 
+# Keras dtype policies accepted for training (TrainConfig.precision)
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
 @dataclass
 class TrainConfig:
     """Training hyper-parameters (paper 001 Sec. 2.2 defaults)."""
@@ -158,9 +162,9 @@ def train_fold(arch: ShredArch, cfg: TrainConfig, x_train, y_train, x_val, y_val
     import keras
 
     keras.utils.set_random_seed(fold_seed)
-    if cfg.precision not in ("float32", "mixed_bfloat16", "mixed_float16"):
-        raise ValueError(f"shreds training precision {cfg.precision!r}: expected float32, "
-                         "mixed_bfloat16 or mixed_float16")
+    if cfg.precision not in PRECISIONS:
+        raise ValueError(f"shreds training precision {cfg.precision!r}: expected one of "
+                         f"{', '.join(PRECISIONS)}")
     keras.mixed_precision.set_global_policy(cfg.precision)
     try:
         model = build_shred_cnn(arch)
