@@ -81,8 +81,9 @@ def make_sheet(
 def build_label_csv(raw: Path, paths: list[Path], out_csv: Path) -> dict[str, int]:
     """Labels ``index,label,note`` (from the sheets) -> the label CSV with a stratified split.
 
-    Per label, the images are shuffled with ``numpy.random.default_rng(SPLIT_SEED)`` and the
-    first ``round(FINETUNE_FRACTION * n)`` go to ``finetune``, the rest to ``validation``.
+    Every image (by its index among all cutouts) gets a fixed random key from
+    ``numpy.random.default_rng(SPLIT_SEED)``; per label, the images sorted by key go first
+    ``round(FINETUNE_FRACTION * n)`` to ``finetune`` and the rest to ``validation``.
     """
     rows: dict[int, tuple[str, str]] = {}
     with raw.open() as fh:
@@ -95,14 +96,13 @@ def build_label_csv(raw: Path, paths: list[Path], out_csv: Path) -> dict[str, in
             if int(index) in rows:
                 raise ValueError(f"index {index} labelled twice")
             rows[int(index)] = (label, note.strip())
-    rng = np.random.default_rng(SPLIT_SEED)
+    key = np.random.default_rng(SPLIT_SEED).random(len(paths))
     split: dict[int, str] = {}
     for label in LABELS:
-        members = sorted(i for i, (lab, _) in rows.items() if lab == label)
-        order = rng.permutation(len(members))
+        members = sorted((i for i, (lab, _) in rows.items() if lab == label), key=lambda i: key[i])
         n_ft = round(FINETUNE_FRACTION * len(members))
-        for rank, k in enumerate(order):
-            split[members[k]] = "finetune" if rank < n_ft else "validation"
+        for rank, i in enumerate(members):
+            split[i] = "finetune" if rank < n_ft else "validation"
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     with out_csv.open("w", newline="") as fh:
         writer = csv.writer(fh)
