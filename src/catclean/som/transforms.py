@@ -329,9 +329,9 @@ def make_plan(
     union = np.logical_or.reduce(inv_masks)
     rr_, cc_ = np.nonzero(union)
     r0, r1, c0, c1 = rr_.min(), rr_.max() + 1, cc_.min(), cc_.max() + 1
-    region_masks = np.stack(
-        [np.tile(m[r0:r1, c0:c1].ravel(), c) for m in inv_masks]
-    ).astype(np.float32)
+    region_masks = np.stack([np.tile(m[r0:r1, c0:c1].ravel(), c) for m in inv_masks]).astype(
+        np.float32
+    )
     if region_masks.all():
         region_masks = None
     ri, ci = np.meshgrid(np.arange(r0, r1), np.arange(c0, c1), indexing="ij")
