@@ -390,7 +390,10 @@ def test_save_som_and_mapping_files(tmp_path):
     pinkio.save_mapping(som, res, tmp_path / "m.bin", tmp_path / "t.bin")
     w, pf = pinkio.load_som_weights(tmp_path / "s.bin")
     np.testing.assert_array_equal(w, som.weights)
-    assert pf.dims == (2, 3)
+    assert pf.dims == (2, 3) and pf.comment.endswith("\ncatclean")
+    back = pinkio.load_som(tmp_path / "s.bin")
+    assert back.settings == som.settings and back.image_dim == som.image_dim
+    np.testing.assert_array_equal(map_images(back, imgs).distances, res.distances)
     m = pinkio.read_mapping(tmp_path / "m.bin").data
     np.testing.assert_array_equal(m, res.distances)
     t = pinkio.read_transforms(tmp_path / "t.bin").data

@@ -30,6 +30,7 @@ newline-terminated, and the marker is matched after stripping ``\\r\\n``.
 
 from __future__ import annotations
 
+import json
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -291,9 +292,47 @@ def som_layout_code(som) -> int:
     return 1 if som.settings.layout == "hexagonal" else 0
 
 
+SETTINGS_TAG = "catclean-som:"
+
+
 def save_som(som, path, comment: str | None = None) -> None:
-    """Write a trained SOM as a PINK SOM file (dims stored as (rows, cols))."""
-    write_som(path, som.weights, som.shape, som_layout_code(som), comment)
+    """Write a trained SOM as a PINK SOM file (dims stored as (rows, cols)).
+
+    The comment block carries ``catclean-som: {json}`` with the settings and image side,
+    so :func:`load_som` restores the :class:`~catclean.som.core.SOM`; PINK ignores it (and
+    copies it into SOMs it trains from this file with ``--init``).
+    """
+    meta = json.dumps({"image_dim": som.image_dim, "settings": som.settings.to_dict()})
+    text = f"{SETTINGS_TAG} {meta}" + (f"\n{comment}" if comment else "")
+    write_som(path, som.weights, som.shape, som_layout_code(som), text)
+
+
+def load_som(path, settings=None, image_dim: int | None = None):
+    """Read a PINK SOM file into a :class:`~catclean.som.core.SOM`.
+
+    Parameters
+    ----------
+    path : path-like
+    settings : SOMSettings or dict, optional
+        Needed for files without a ``catclean-som:`` comment (e.g. written by PINK).
+    image_dim : int, optional
+        Side of the images [pixels]; default from the comment, else ``int((D - 1) /
+        sqrt(2))`` inverted from PINK's default neuron side (pass it explicitly when unsure).
+    """
+    from .core import SOM, SOMSettings
+
+    w, pf = load_som_weights(path)
+    meta = {}
+    for line in pf.comment.splitlines():
+        if line.startswith(SETTINGS_TAG):
+            meta = json.loads(line[len(SETTINGS_TAG) :])
+    st = settings if settings is not None else meta.get("settings")
+    if st is None:
+        rows, cols = (pf.dims + (1,))[:2]
+        st = {"rows": rows, "cols": cols, "layout": "hexagonal" if pf.layout else "cartesian"}
+    st = st if isinstance(st, SOMSettings) else SOMSettings(**st)
+    dim = image_dim or meta.get("image_dim") or int((w.shape[-1] - 1) / np.sqrt(2.0))
+    return SOM(weights=w, settings=st, image_dim=int(dim))
 
 
 def save_mapping(som, result, map_path, transform_path=None, comment=None) -> None:
