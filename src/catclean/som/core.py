@@ -437,14 +437,14 @@ def train_som(
 
     for si, stage in enumerate(st.schedule):
         plan = make_plan(s, ch, stage.numrot, st.flip, nd, st.ed_dim, st.ed_shape)
-        eng = _Engine(plan, w)
+        eng = None if plan.symmetric_region else _Engine(plan, w)
         h = update_factors(st, stage)
         for ep in range(stage.epochs):
             t0 = time.perf_counter()
             order = rng.permutation(n_img) if st.shuffle else np.arange(n_img)
             tot = 0.0
             for j in order:
-                tot += _train_one(eng, plan, h, x_all[j])
+                tot += _train_one(eng, plan, h, x_all[j], w)
             rec = {
                 "stage": si,
                 "epoch": ep,
@@ -462,15 +462,47 @@ def train_som(
     return som
 
 
-def _train_one(eng: _Engine, plan: TransformPlan, h: np.ndarray, x: np.ndarray) -> float:
+def _image_side_distances(plan: TransformPlan, w: np.ndarray, x: np.ndarray):
+    """Squared distances of all transforms of one image to all neurons, (T, N) float32.
+
+    For a centred square region the symmetries commute with the crop, so the transforms
+    are built on the image side (``G * nb`` region crops) and multiplied with the cropped
+    neurons: cheaper than keeping the permuted neuron stack when ``T < 8 N``.
+    """
+    r0, r1, c0, c1 = plan.box
+    c, hh = plan.channels, r1 - r0
+    yb = (plan.base_region @ x).reshape(plan.n_base, c, hh, c1 - c0)
+    g = len(plan.symmetries)
+    yall = np.empty((g, plan.n_base, c, hh, c1 - c0), np.float32)
+    for gi, (f, q) in enumerate(plan.symmetries):
+        yall[gi] = apply_symmetry(yb, f, q)
+    y2 = yall.reshape(g * plan.n_base, -1)
+    wc = np.ascontiguousarray(w[:, :, r0:r1, c0:c1]).reshape(w.shape[0], -1)
+    yb2 = yb.reshape(plan.n_base, -1)
+    ysq = np.tile(np.einsum("ij,ij->i", yb2, yb2), g)
+    d = y2 @ wc.T  # (T, N) float32 GEMM
+    d *= np.float32(-2.0)
+    d += ysq[:, None]
+    d += np.einsum("ij,ij->i", wc, wc)[None, :]
+    return d
+
+
+def _train_one(
+    eng: _Engine | None, plan: TransformPlan, h: np.ndarray, x: np.ndarray, w: np.ndarray
+) -> float:
     """One PINK training step for a flattened image; returns the BMU distance (sqrt).
 
     PINK ``Trainer``: ``w_n -= (w_n - T_{k*(n)} x) * h[bmu, n]`` for every neuron with a
-    non-zero factor, on the full neuron grid.
+    non-zero factor, on the full neuron grid. ``eng`` is None for the image-side path.
     """
-    y = (plan.base_region @ x).reshape(1, plan.n_base, plan.region_size)
-    dmin, kbest = eng.distances(y)
-    dmin, kbest = dmin[0], kbest[0]
+    if eng is None:
+        d = _image_side_distances(plan, w, x)
+        kbest = d.argmin(axis=0)
+        dmin = np.maximum(d[kbest, np.arange(d.shape[1])], 0.0)
+    else:
+        y = (plan.base_region @ x).reshape(1, plan.n_base, plan.region_size)
+        dmin, kbest = eng.distances(y)
+        dmin, kbest = dmin[0], kbest[0]
     bmu = int(dmin.argmin())
     fac = h[bmu]
     nz = np.flatnonzero(fac)
@@ -487,32 +519,36 @@ def _train_one(eng: _Engine, plan: TransformPlan, h: np.ndarray, x: np.ndarray) 
             t = apply_symmetry(y_full[uinv[grp[0]]], *plan.symmetries[gs[grp[0]]])
             idx = nz[grp]
             if idx.size == 1:
-                wn = eng.w[idx[0]]
+                wn = w[idx[0]]
                 wn -= (wn - t) * fac[idx[0]]
             else:
-                wk = eng.w[idx]
+                wk = w[idx]
                 wk -= (wk - t) * fac[idx][:, None, None, None]
-                eng.w[idx] = wk
-        # the permuted stack gets the identical element-wise update (exact, no drift):
-        # inv_g(T_{k_n}) = S_{compose[g_n, g]}(y_{i_n})
-        crops = plan.symmetry_crops(y_full).reshape(ub.size * eng.g, -1)
-        rows = uinv[:, None] * eng.g + plan.compose[gs]  # (nz, G)
-        tst = crops[rows]  # (nz, G, R)
-        if plan.region_masks is not None:
-            tst *= plan.region_masks
-        f = fac[nz][:, None, None]
-        if nz.size == eng.n:
-            st = eng.stack.reshape(eng.n, eng.g, -1)
-            tst -= st
-            tst *= f
-            st += tst
-        else:
-            st = eng.stack.reshape(eng.n, eng.g, -1)
-            sub = st[nz]
-            sub -= (sub - tst) * f
-            st[nz] = sub
-        eng._wsq()
+                w[idx] = wk
+        if eng is not None:
+            _update_stack(eng, plan, y_full, uinv, gs, nz, fac)
     return float(math.sqrt(dmin[bmu]))
+
+
+def _update_stack(eng, plan, y_full, uinv, gs, nz, fac):
+    """Give the permuted neuron stack the identical element-wise update (exact, no drift):
+    ``inv_g(T_{k_n}) = S_{compose[g_n, g]}(y_{i_n})``."""
+    crops = plan.symmetry_crops(y_full).reshape(y_full.shape[0] * eng.g, -1)
+    rows = uinv[:, None] * eng.g + plan.compose[gs]  # (nz, G)
+    tst = crops[rows]  # (nz, G, R)
+    if plan.region_masks is not None:
+        tst *= plan.region_masks
+    f = fac[nz][:, None, None]
+    st = eng.stack.reshape(eng.n, eng.g, -1)
+    if nz.size == eng.n:
+        tst -= st
+        tst *= f
+        st += tst
+    else:
+        sub = st[nz]
+        sub -= (sub - tst) * f
+        st[nz] = sub
+    eng._wsq()
 
 
 @dataclass

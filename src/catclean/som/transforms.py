@@ -217,6 +217,14 @@ class TransformPlan:
         return self.numrot * (2 if self.flip else 1)
 
     @property
+    def symmetric_region(self) -> bool:
+        """Region is a centred square without per-symmetry masks, so cropping commutes
+        with the quarter turns and the flip (the default quadratic case)."""
+        r0, r1, c0, c1 = self.box
+        d = self.neuron_dim
+        return self.region_masks is None and r0 == c0 and r1 == c1 and r0 == d - r1
+
+    @property
     def region_size(self) -> int:
         """Pixels per base image entering the GEMM (C x h x w)."""
         r0, r1, c0, c1 = self.box
