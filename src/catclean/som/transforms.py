@@ -32,6 +32,7 @@ all (base rotation x symmetry x neuron) distances come from one float32 GEMM.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -279,6 +280,27 @@ class TransformPlan:
 
 
 def make_plan(
+    image_dim: int,
+    channels: int = 1,
+    numrot: int = 360,
+    flip: bool = True,
+    neuron_dim: int | None = None,
+    ed_dim: int | None = None,
+    shape: str = "quadratic",
+) -> TransformPlan:
+    """Precompute (and cache, 8 geometries) the transform plan; see :func:`build_plan`."""
+    return _cached_plan(
+        int(image_dim), int(channels), int(numrot), bool(flip),
+        int(neuron_dim) if neuron_dim else None, int(ed_dim) if ed_dim else None, str(shape),
+    )  # fmt: skip
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_plan(*args) -> TransformPlan:
+    return build_plan(*args)
+
+
+def build_plan(
     image_dim: int,
     channels: int = 1,
     numrot: int = 360,
