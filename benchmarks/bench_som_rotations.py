@@ -21,6 +21,7 @@ Run:  .venv/bin/python benchmarks/bench_som_rotations.py [--images 4000] [--thre
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -113,6 +114,7 @@ def run_pink(pink, img_file, tmp, numrot, n):
         "--numthreads", str(args.threads), "--cuda-off", "-p", "1",
     ]  # fmt: skip
     som_file, map_file, rot_file = (tmp / f"pink_{numrot}_{s}.bin" for s in ("som", "map", "rot"))
+    c0 = _child_cpu()
     t0 = time.perf_counter()
     subprocess.run(
         [pink, "--train", str(img_file), str(som_file), "--init", "random", "--seed",
@@ -121,6 +123,7 @@ def run_pink(pink, img_file, tmp, numrot, n):
         check=True, capture_output=True,
     )  # fmt: skip
     t_train = time.perf_counter() - t0
+    c1 = _child_cpu()
     t0 = time.perf_counter()
     subprocess.run(
         [pink, "--map", str(img_file), str(map_file), str(som_file), "--store-rot-flip",
@@ -128,7 +131,13 @@ def run_pink(pink, img_file, tmp, numrot, n):
         check=True, capture_output=True,
     )  # fmt: skip
     t_map = time.perf_counter() - t0
-    return n / t_train, n / t_map, som_file, map_file
+    c2 = _child_cpu()
+    return n / t_train, n / t_map, n / (c1 - c0), n / (c2 - c1), som_file, map_file
+
+
+def _child_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def main():
@@ -162,7 +171,9 @@ def main():
         )
         print(line, flush=True)
         if pink:
-            p_train, p_map, som_file, map_file = run_pink(pink, img_file, tmp, numrot, len(imgs))
+            p_train, p_map, pc_train, pc_map, som_file, map_file = run_pink(
+                pink, img_file, tmp, numrot, len(imgs)
+            )
             w, _ = pinkio.load_som_weights(som_file)
             som.weights = w  # map with our code on PINK's SOM
             ours = map_images(som, imgs)
@@ -170,9 +181,11 @@ def main():
             agree = (pm.argmin(axis=1) == ours.bmu_index).mean()
             dq = np.nanmean(pm.min(axis=1))
             print(
-                f"    PINK {pink}: train {p_train:8.1f} img/s, map {p_map:8.1f} img/s; "
-                f"ratio ours/PINK train {args.images / t_train / p_train:5.1f}x, map "
-                f"{args.images / t_map / p_map:5.1f}x; PINK QE {dq:.4f}; "
+                f"    PINK: train {p_train:7.1f} img/s ({pc_train:7.1f} per CPU-s), map "
+                f"{p_map:7.1f} img/s ({pc_map:7.1f} per CPU-s); ours/PINK wall: train "
+                f"{n / t_train / p_train:5.1f}x, map {n / t_map / p_map:5.1f}x; per CPU-s: "
+                f"train {n / c_train / pc_train:5.1f}x, map {n / c_map / pc_map:5.1f}x; "
+                f"PINK QE {dq:.4f}; "
                 f"BMU agreement on PINK's SOM {agree:.4f}",
                 flush=True,
             )
