@@ -314,8 +314,9 @@ class SOM:
     image_dim : int
         Side of the images it was trained on [pixels].
     history : list of dict
-        Per-epoch ``{"stage", "epoch", "sigma", "damping", "numrot", "images",
-        "seconds", "mean_distance"}`` (mean BMU distance, sqrt of the squared ED).
+        Per-epoch ``{"stage", "epoch", "sigma", "damping", "numrot", "images", "skipped",
+        "seconds", "mean_distance"}`` (``skipped``: invalid images left out; mean BMU
+        distance of each image just before its update, sqrt of the squared distance).
     """
 
     weights: np.ndarray
@@ -452,6 +453,7 @@ def train_som(
                 "damping": stage.damping,
                 "numrot": stage.numrot,
                 "images": int(n_img),
+                "skipped": int((~ok).sum()),
                 "seconds": time.perf_counter() - t0,
                 "mean_distance": tot / n_img,
             }
