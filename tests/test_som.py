@@ -453,6 +453,8 @@ def test_bad_inputs_are_flagged_not_fatal():
     nan_img[0, 3, 3] = np.nan
     blank = np.zeros_like(good[0])
     batch = np.stack([good[1], nan_img, blank, good[2]])
+    som2 = train_som(batch, SOMSettings(rows=2, cols=2, schedule=[Stage(1.0, 0.2, 4, 1)]), seed=0)
+    assert som2.history[0]["skipped"] == 2 and np.isfinite(som2.weights).all()
     _, prep_reasons = preprocess_images(batch)
     assert list(prep_reasons[1:3]) == ["nan_pixels", "blank_image"]
     res = map_images(som, batch)
