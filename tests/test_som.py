@@ -514,3 +514,55 @@ def test_plots_write_files(tmp_path):
             out = tmp_path / f"{layout}_{fn.__name__}.png"
             fn(som, *args, path=out)
             assert out.stat().st_size > 1000
+
+
+@pytest.mark.skipif(not __import__("os").environ.get("PINK_BIN"), reason="PINK_BIN not set")
+@pytest.mark.parametrize(
+    "numrot,shape,layout,dist",
+    [
+        (8, "quadratic", "cartesian", "unitygaussian"),
+        (12, "circular", "cartesian", "gaussian"),
+        (4, "quadratic", "hexagonal", "mexicanhat"),
+    ],
+)
+def test_matches_pink_binary(tmp_path, numrot, shape, layout, dist):
+    """Same init file, no shuffle: PINK's SOM, mapping and transforms equal ours."""
+    import os
+    import subprocess
+
+    pink = os.environ["PINK_BIN"]
+    rng = np.random.default_rng(0)
+    imgs = rng.random((20, 20, 20)).astype(np.float32)
+    st = SOMSettings(
+        rows=3, cols=3, layout=layout, schedule=[Stage(1.2, 0.3, numrot, 1)],
+        shuffle=False, ed_shape=shape, neighbourhood=dist,
+    )  # fmt: skip
+    n = lattice_positions(3, 3, layout).shape[0]
+    d = make_plan(20, 1, numrot, True, shape=shape).neuron_dim
+    w0 = rng.random((n, 1, d, d)).astype(np.float32)
+    f = {k: str(tmp_path / f"{k}.bin") for k in ("img", "init", "som", "map", "rot")}
+    pinkio.write_images(f["img"], imgs)
+    pinkio.write_som(f["init"], w0, (3, 3), layout=int(layout == "hexagonal"), comment="x")
+    common = [
+        "--numrot", str(numrot), "--som-width", "3", "--som-height", "3", "--numthreads", "1",
+        "--cuda-off", "--euclidean-distance-shape", shape, "--layout", layout,
+    ]  # fmt: skip
+    subprocess.run(
+        [pink, "--train", f["img"], f["som"], "--init", f["init"], "--input-shuffle-off",
+         "--num-iter", "1", "--dist-func", dist, "1.2", "0.3", *common],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    subprocess.run(
+        [pink, "--map", f["img"], f["map"], f["som"], "--store-rot-flip", f["rot"], *common],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    som = train_som(imgs, st, seed=0, initial=w0)
+    wp, pf = pinkio.load_som_weights(f["som"])
+    assert pf.comment == "x"  # PINK copies the init file's comment block
+    np.testing.assert_allclose(som.weights, wp, atol=2e-5)
+    som.weights = wp
+    res = map_images(som, imgs)
+    np.testing.assert_allclose(pinkio.read_mapping(f["map"]).data, res.distances, atol=1e-4)
+    t = pinkio.read_transforms(f["rot"]).data
+    k = t["flip"].astype(int) * numrot + np.rint(t["angle"] / (2 * np.pi / numrot)).astype(int)
+    np.testing.assert_array_equal(k, res.transforms)
