@@ -26,8 +26,12 @@ permutations ``pi_g`` of the neuron grid, so for every base rotation ``y_i``::
     sum_{p in M} (y_k[p] - w[p])^2 = sum_{s in pi_g(M)} (y_i[s] - w[pi_g^-1(s)])^2
 
 Only the ``nr`` base rotations are interpolated (a sparse bilinear matrix built once per
-geometry); the 8 symmetries are applied to the *neurons* instead (an index gather), and
-all (base rotation x symmetry x neuron) distances come from one float32 GEMM.
+geometry, applied to whole batches). For mapping, the 8 symmetries are applied to the
+*neurons* once (strided rot90/flip copies, :meth:`TransformPlan.neuron_stack`) and all
+(base rotation x symmetry x neuron) distances come from one float32 GEMM; for training
+with the default centred square region the symmetries are applied to the cropped base
+images instead (``numrot * (1 + flip)`` rows against the neurons), which is cheaper when
+the neurons change after every image.
 """
 
 from __future__ import annotations
