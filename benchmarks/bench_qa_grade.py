@@ -1,7 +1,7 @@
 """Benchmark: wall time to grade one full-size MegaCam exposure (36 CCDs of 2048x4612).
 
 Renders one synthetic exposure (timed separately, not part of grading), then grades it
-with :class:`catclean.qa.pipeline.Grader` in one process limited to 2 cores and prints
+with :class:`catclean.qa.grading.Grader` in one process limited to 2 cores and prints
 the seconds per step: read + extraction (sep on every CCD), features (stellarity +
 SOM inputs), SOM mapping, stamps (Input-1/Input-2) and model inference (M3).
 
@@ -12,19 +12,21 @@ timing does not depend on the weights.
 
 Baseline: the paper's target of the stage, <= 60 s per exposure on 2 cores.
 
+The exposure is sized by the ``paper`` preset of the config (36 CCDs of 4612x2048);
+``--n-ccd`` / ``--shape`` override it, the other settings are the repository config's.
+
 Run:  .venv/bin/python benchmarks/bench_qa_grade.py [--n-ccd 36] [--threads 2]
 """
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 ap = argparse.ArgumentParser()
-ap.add_argument("--n-ccd", type=int, default=36)
-ap.add_argument("--shape", type=int, nargs=2, default=[4612, 2048])
+ap.add_argument("--n-ccd", type=int, default=None, help="default: the paper preset's")
+ap.add_argument("--shape", type=int, nargs=2, default=None, help="default: the paper preset's")
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--label", default="Good")
 ap.add_argument("--artefacts", default="results/synthetic/qa/models")
@@ -36,22 +38,30 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 if hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) > args.threads:
     os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.threads])
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from catclean.qa.extract import ExtractConfig  # noqa: E402
-from catclean.qa.features import Stellarity, process_exposure, som_features  # noqa: E402
-from catclean.qa.models import build_model, setup_tf  # noqa: E402
-from catclean.qa.pipeline import Grader  # noqa: E402
+from catclean.config import default_config  # noqa: E402
+from catclean.qa.extract import ExtractConfig, process_exposure  # noqa: E402
+from catclean.qa.features import som_features  # noqa: E402
+from catclean.qa.grading import Grader, qa_settings  # noqa: E402
+from catclean.qa.models import ModelConfig, build_model  # noqa: E402
 from catclean.qa.simulate import SimConfig, make_exposure  # noqa: E402
 from catclean.qa.som import BatchSOM, cluster_codebook  # noqa: E402
+from catclean.qa.stellarity import Stellarity  # noqa: E402
+from catclean.runtime import setup_tensorflow  # noqa: E402
 
-setup_tf(args.threads, 0)
+setup_tensorflow(args.threads, 0)
+config = default_config()
+settings = qa_settings(config)
+paper = qa_settings(default_config({"qa": {"preset": "paper"}}))["simulate"]
+args.n_ccd = args.n_ccd or paper["n_ccd"]
+args.shape = args.shape or paper["ccd_shape"]
 work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_qa_"))
-cfg = SimConfig(n_ccd=args.n_ccd, ccd_shape=tuple(args.shape), p_dead_ccd=0.0,
-                short_exposure_fraction=0.0)
+cfg = SimConfig.from_dict({**settings["simulate"], "n_ccd": args.n_ccd,
+                           "ccd_shape": args.shape, "p_dead_ccd": 0.0,
+                           "short_exposure_fraction": 0.0})
 row = {"label": args.label, "split": "test", "defect": "", "expid": 1021182, "index": 0}
 path = work / "1021182p.fits"
 t0 = time.perf_counter()
@@ -67,19 +77,24 @@ if (art / "M3.keras").exists() and (art / "som.npz").exists() and (art / "stella
     print(f"artefacts: {art}")
 else:
     print("artefacts: none found; fitting stand-ins on this exposure (timing unaffected)")
-    _, src = process_exposure(path, ExtractConfig(), truth=pd.DataFrame(truth))
+    _, src = process_exposure(path, ExtractConfig.from_dict(settings["extract"]),
+                              cfg.pixel_scale, truth=pd.DataFrame(truth))
     st = Stellarity(seed=0).fit(src, src["is_star"].clip(0, 1).to_numpy())
     st.save(work / "stellarity.pkl")
-    som = BatchSOM(15, 15, n_iter=10, seed=0).fit(som_features(src, st.predict(src)))
-    som.save(work / "som.npz", unit_cluster=cluster_codebook(som.weights, 20, 0))
-    build_model("M3").save(work / "M3.keras")
+    s = settings["som"]
+    som = BatchSOM(s["rows"], s["cols"], s["sigma0"], s["sigma_end"], 10, s["chunk"], 0)
+    som.fit(som_features(src, st.predict(src)))
+    som.save(work / "som.npz", unit_cluster=cluster_codebook(som.weights, s["n_clusters"], 0))
+    build_model("M3", s["n_clusters"], settings["stamp"],
+                ModelConfig.from_dict(settings["models"])).save(work / "M3.keras")
     stel_p, som_p, m3_p = work / "stellarity.pkl", work / "som.npz", work / "M3.keras"
 
 # the per-exposure rule the pipeline fitted (metrics/models.json next to the models)
 rules = art.parent / "metrics" / "models.json"
-grader = Grader(stel_p, som_p, m3_p, kind="M3", combiner=rules if rules.exists() else None)
+grader = Grader(stel_p, som_p, m3_p, {**settings, "grade": {**settings["grade"], "model": "M3"}},
+                config["seed"], combiner=rules if rules.exists() else None)
 t0 = time.perf_counter()
-grader.model.predict([np.zeros((1, grader.n_clusters, 25, 25, 1), np.float32),
+grader.model.predict([np.zeros((1, grader.n_clusters, grader.stamp, grader.stamp, 1), np.float32),
                       np.zeros((1, 2 * grader.n_clusters), np.float32)], verbose=0)
 print(f"model load + TF warm-up (once per job, not per exposure): "
       f"{time.perf_counter() - t0:.2f} s")

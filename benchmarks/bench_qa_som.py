@@ -11,9 +11,7 @@ Run:  .venv/bin/python benchmarks/bench_qa_som.py [--rows 3000000] [--threads 2]
 
 import argparse
 import os
-import sys
 import time
-from pathlib import Path
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--rows", type=int, default=3_000_000)
@@ -25,7 +23,6 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = str(args.threads)
 if hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) > args.threads:
     os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.threads])
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import numpy as np  # noqa: E402
 

@@ -17,16 +17,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
 
 def main() -> None:
@@ -36,16 +32,13 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--threads", type=int, default=int(os.environ.get("TF_THREADS", 2)))
     a = ap.parse_args()
-    import keras
-    import tensorflow as tf
+    from catclean.runtime import setup
 
-    tf.config.threading.set_intra_op_parallelism_threads(a.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(a.threads)
+    setup(threads=a.threads, seed=0, tensorflow=True)  # the rules' thread / seed set-up
     from catclean.cutouts import CutoutStore, write_store
     from catclean.shreds.model import ShredArch, build_shred_cnn
     from catclean.shreds.score import ShredScorer, score_partition
 
-    keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

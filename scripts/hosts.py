@@ -1,17 +1,15 @@
 """Rule `hosts`: the host table (synthetic or NSA) and the HEALPix partition plan."""
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
+from catclean.catalogs.hosts_io import load_hosts
+from catclean.catalogs.partition import host_cones, partition_plan
+from catclean.cosmology import make_cosmology
+from catclean.io import provenance, write_parquet
+from catclean.runtime import rule_setup
+from catclean.sky.hosts import NSA_UNITS
 
-from catclean.catalogs.hosts_io import load_hosts  # noqa: E402
-from catclean.catalogs.partition import host_cones, partition_plan  # noqa: E402
-from catclean.io import provenance, write_parquet  # noqa: E402
-from catclean.runtime import rule_logging  # noqa: E402
-from catclean.sky.hosts import NSA_UNITS, make_cosmology  # noqa: E402
-
-log = rule_logging(snakemake.log[0])
+log = rule_setup(snakemake)
 p = snakemake.params
 cosmo = make_cosmology(p.cosmology)
 hosts = load_hosts(p.hosts, p.seed, cosmo)

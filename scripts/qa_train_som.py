@@ -1,25 +1,17 @@
-"""Rule qa_train_som: batch SOM on the five features + k-means of the codebook."""
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
+"""Rule `qa_train_som`: batch SOM on the five features + k-means of the codebook."""
 
 from catclean.qa import plots
-from catclean.qa.features import Stellarity
-from catclean.qa.run import qa_config, step_som
-from catclean.qa.scriptutil import read_many, script_logger
+from catclean.qa.grading import read_many, train_som
+from catclean.qa.stellarity import Stellarity
+from catclean.runtime import rule_setup
 
-log = script_logger(snakemake.log[0])
-qa = qa_config(snakemake.params.qa)
-qa["threads"] = snakemake.threads
-seed = int(snakemake.params.seed)
-sources = read_many(snakemake.input.sources)
-exposures = read_many(snakemake.input.exposures)
-stellarity = Stellarity.load(snakemake.input.stellarity)
-som, unit_cluster, feats = step_som(qa, seed, sources, exposures, stellarity, log.info)
+log = rule_setup(snakemake)
+som, unit_cluster, feats = train_som(
+    read_many(snakemake.input.sources), read_many(snakemake.input.exposures),
+    Stellarity.load(snakemake.input.stellarity), snakemake.params.som,
+    int(snakemake.params.seed), snakemake.threads, log.info)
 som.save(snakemake.output.som, unit_cluster=unit_cluster)
-bmu = som.predict(feats)
-hits = som.hit_map(feats)
-plots.som_hitmap(hits, unit_cluster, snakemake.output.hitmap)
-plots.cluster_means(feats, unit_cluster[bmu], int(unit_cluster.max()) + 1, snakemake.output.means)
+plots.som_hitmap(som.hit_map(feats), unit_cluster, snakemake.output.hitmap)
+plots.cluster_means(feats, unit_cluster[som.predict(feats)], int(unit_cluster.max()) + 1,
+                    snakemake.output.means)
 log.info("quantisation error per iteration: %s", [round(q, 4) for q in som.quantization_error])

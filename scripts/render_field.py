@@ -1,15 +1,10 @@
 """Rule `render_field`: render one synthetic host field and catalog it (native columns)."""
-import sys
-from pathlib import Path
+from catclean.io import provenance, read_parquet, write_parquet
+from catclean.runtime import rule_setup
+from catclean.sky.fields import host_field
+from catclean.sky.render import write_field_fits
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-
-from catclean.io import provenance, read_parquet, write_parquet  # noqa: E402
-from catclean.runtime import rule_logging  # noqa: E402
-from catclean.sky.fields import host_field  # noqa: E402
-from catclean.sky.render import write_field_fits  # noqa: E402
-
-log = rule_logging(snakemake.log[0])
+log = rule_setup(snakemake)
 p = snakemake.params
 hosts = read_parquet(snakemake.input.hosts)
 survey, nsaid = snakemake.wildcards.survey, int(snakemake.wildcards.host)

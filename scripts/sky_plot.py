@@ -1,11 +1,6 @@
 """Rule `sky_plot`: hosts and catalog sources on the sky, coloured by truth label."""
-import sys
-from pathlib import Path
+from catclean.report import sky_plot
+from catclean.runtime import rule_setup
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-
-from catclean.report import sky_plot  # noqa: E402
-from catclean.runtime import rule_logging  # noqa: E402
-
-rule_logging(snakemake.log[0])
+rule_setup(snakemake)
 sky_plot(snakemake.input.hosts, list(snakemake.input.catalogs), snakemake.output[0])

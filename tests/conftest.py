@@ -39,4 +39,5 @@ def tiny_overrides(run_name: str = "tiny") -> dict:
         "sky": {"field_max_pix": 700, "background_density": 30000},
         "cutouts": {"enabled": False}, "shreds": {"enabled": False},
         "qa": {"enabled": False}, "blends": {"enabled": False},
+        "morphology": {"enabled": False}, "som": {"enabled": False},
     }

@@ -5,7 +5,10 @@ import pandas as pd
 import pytest
 
 from catclean.blends.apply import blend_selection, deblend_partition, prepare_stamps
+from catclean.config import default_config
 from catclean.cutouts import CutoutStore, write_store
+
+APPLY = default_config()["blends"]["apply"]
 
 
 def _cuts():
@@ -21,13 +24,13 @@ def _cuts():
 
 
 def test_blend_rule():
-    is_bl, rule = blend_selection(_cuts(), 64, 0.262)
+    is_bl, rule = blend_selection(_cuts(), 64, 0.262, APPLY)
     assert list(is_bl) == [True, True, False, False, True, True, True]
     assert list(rule[:4]) == ["fracflux", "neighbour", "", ""]
     assert rule[4] == "fracflux+neighbour"
     # a survey without fracflux (all NaN) and without neighbour columns: nothing is blended
     bare = pd.DataFrame({"source_id": ["a", "b"], "fracflux_r": [np.nan, np.nan]})
-    assert not blend_selection(bare, 64, 0.262)[0].any()
+    assert not blend_selection(bare, 64, 0.262, APPLY)[0].any()
 
 
 def test_prepare_stamps_crop_pad_and_flags():
@@ -69,7 +72,7 @@ def test_deblend_partition_flags_bad_stamps(tmp_path, tiny_model):
     write_store(tmp_path / "grz", list(cuts["source_id"]), cubes, status,
                 meta={"pixscale": 0.262, "bands": ["g", "r", "z"], "units": "nanomaggy"})
     store = CutoutStore(tmp_path / "grz")
-    out = deblend_partition(cuts, store, tiny_model, "blend2flux")
+    out = deblend_partition(cuts, store, tiny_model, "blend2flux", 0.262, APPLY)
     assert list(out["source_id"]) == list(cuts["source_id"])
     assert str(out["is_blended"].dtype) == "boolean"
     assert str(out["blend_flux_r_blend2flux"].dtype) == "float64"
@@ -86,8 +89,9 @@ def test_deblend_partition_flags_bad_stamps(tmp_path, tiny_model):
     # a store at another pixel scale is refused row by row, not with a crash
     write_store(tmp_path / "grz2", list(cuts["source_id"]), cubes, status,
                 meta={"pixscale": 0.5})
-    out2 = deblend_partition(cuts, CutoutStore(tmp_path / "grz2"), tiny_model, "blend2flux")
+    out2 = deblend_partition(cuts, CutoutStore(tmp_path / "grz2"), tiny_model, "blend2flux",
+                             0.262, APPLY)
     assert (out2["blends_reason"][out2["is_blended"]] == "pixscale_mismatch").all()
     # no store at all
-    out3 = deblend_partition(cuts, None, tiny_model, "blend2flux")
+    out3 = deblend_partition(cuts, None, tiny_model, "blend2flux", 0.262, APPLY)
     assert out3["blends_reason"][0] == "cutout_missing"

@@ -1,12 +1,18 @@
 """Blends stage: small blend2flux / U-Net / blend2mask2flux beat the sep baseline.
 
-Same code path as the pipeline (pipeline.simulate -> train_all -> evaluate), tiny sizes.
+Same code path as the pipeline (stage.simulate -> train_networks -> evaluate_models, the
+cores of the make_blends / train_blend_models / evaluate_blends rules), tiny sizes.
 """
 
 import numpy as np
 import pytest
 
-from catclean.blends import pipeline
+from catclean.blends import stage
+from catclean.blends.settings import stage_settings
+from catclean.config import default_config
+
+CONFIG = default_config()
+APPLY = CONFIG["blends"]["apply"]
 
 TINY = {"stamp": 64, "n_galaxies": 500, "n_train": 1800, "n_test": 400, "b2f_filters": 16,
         "unet_depth": 4, "unet_filters": 8, "b2m2f_filters": 16, "epochs": 10,
@@ -17,15 +23,16 @@ TINY = {"stamp": 64, "n_galaxies": 500, "n_train": 1800, "n_test": 400, "b2f_fil
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from catclean.blends.models import configure_threads
+    from catclean.runtime import setup_tensorflow
 
-    configure_threads(2)
+    setup_tensorflow(2, seed=None)
     out = tmp_path_factory.mktemp("blend_models")
-    settings = pipeline.resolve({"presets": {"tiny": TINY}, "preset": "tiny"})
-    data = pipeline.simulate(settings, 2024)
-    pipeline.train_all(data["train"], data["val"], settings, 2024, out, verbose=0)
-    paths = {k: out / f"{k}.keras" for k in ("blend2flux", "unet", "blend2mask2flux")}
-    res = pipeline.evaluate(data["test"], paths)
+    settings = stage_settings(default_config({"blends": {"presets": {"tiny": TINY},
+                                                         "preset": "tiny"}}))
+    data = stage.simulate(settings, 2024)
+    stage.train_networks(data["train"], data["val"], settings, 2024, out, verbose=0)
+    paths = {k: out / f"{k}.keras" for k in stage.NETWORKS}
+    res = stage.evaluate_models(data["test"], paths, settings)
     for m, v in res["summary"]["methods"].items():  # shown with pytest -s / on failure
         print(m, {k: round(x, 4) for k, x in v.items() if isinstance(x, float)})
     print("IoU", res["summary"]["iou"])
@@ -86,7 +93,8 @@ def test_deblend_reads_catalog_stamps_like_training(trained, tmp_path):
     cuts = pd.DataFrame({"source_id": ids, "fracflux_r": 1.0, "nn_sep_arcsec": np.nan,
                          "nn_flux_ratio": np.nan, "r_eff": 1.0})
     model = load_model(paths["blend2flux"])
-    out = deblend_partition(cuts, CutoutStore(tmp_path / "grz"), model, "blend2flux")
+    out = deblend_partition(cuts, CutoutStore(tmp_path / "grz"), model, "blend2flux",
+                            pixel_scale=0.262, cfg=APPLY)
     assert out["blends_reason"].isna().all()
     np.testing.assert_allclose(out["blend_flux_r_blend2flux"], predict_flux(model, imgs)[:, 0],
                                rtol=1e-4)

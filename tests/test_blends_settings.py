@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from catclean.blends.galaxies import GalaxySimConfig, make_galaxies, render
-from catclean.blends.settings import resolve
-from catclean.config import ConfigError, load_config
+from catclean.blends.settings import stage_settings
+from catclean.config import ConfigError, deep_merge, load_config
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
 
@@ -22,7 +22,7 @@ def cfg():
 
 
 def _settings(cfg, preset):
-    return resolve({**cfg["blends"], "preset": preset})
+    return stage_settings(deep_merge(cfg, {"blends": {"preset": preset}}))
 
 
 def test_default_presets_keep_legacy_sim(cfg):

@@ -3,11 +3,15 @@
 import numpy as np
 import pytest
 
-from catclean.blends import MORPHOLOGIES, pipeline
+from catclean.blends import MORPHOLOGIES, stage
 from catclean.blends.blending import draw_pairs, make_blend_set, split_galaxies
 from catclean.blends.galaxies import GalaxySimConfig, make_galaxies
 from catclean.blends.metrics import flux_to_mag, iou, summarize
 from catclean.blends.photometry import sep_baseline, sep_baseline_one
+from catclean.blends.settings import stage_settings
+from catclean.config import default_config
+
+BASELINE = default_config()["blends"]["baseline"]  # Table 3
 
 
 @pytest.fixture(scope="module")
@@ -77,16 +81,16 @@ def test_blend_is_pixel_sum_and_masks_follow(gals):
 
 
 def test_simulate_is_seeded_and_split_by_galaxy():
-    st = pipeline.resolve({"presets": {"t": {"n_galaxies": 60, "n_train": 50, "n_test": 20}},
-                           "preset": "t"})
-    a = pipeline.simulate(st, 11)
-    b = pipeline.simulate(st, 11)
+    st = stage_settings(default_config({"blends": {
+        "presets": {"t": {"n_galaxies": 60, "n_train": 50, "n_test": 20}}, "preset": "t"}}))
+    a = stage.simulate(st, 11)
+    b = stage.simulate(st, 11)
     np.testing.assert_array_equal(a["train"]["images"], b["train"]["images"])
     np.testing.assert_array_equal(a["test"]["gal_id"], b["test"]["gal_id"])
     train_gals = set(a["train"]["gal_id"].ravel()) | set(a["val"]["gal_id"].ravel())
     assert not train_gals & set(a["test"]["gal_id"].ravel())
     assert len(a["val"]["flux"]) == 10 and len(a["train"]["flux"]) == 40
-    c = pipeline.simulate(st, 12)
+    c = stage.simulate(st, 12)
     assert not np.array_equal(a["train"]["images"], c["train"]["images"])
 
 
@@ -102,20 +106,21 @@ def test_sep_baseline_cases(gals):
 
     # well separated: exactly two, fluxes assigned to the right galaxy (rule i)
     flux, n, mode, case = sep_baseline_one(blend(18, 14), (31.5 + 18, 31.5 + 14),
-                                           t["R_pix"][c], sigma=0.01)
+                                           t["R_pix"][c], sigma=0.01, **BASELINE)
     assert case == "two" and n == 2 and mode == "cold"
     np.testing.assert_allclose(flux, [t["flux_iso"][c], t["flux_iso"][k]], rtol=0.25)
     # on top of each other: one object (rule ii) -> assigned to the central galaxy
-    flux, n, mode, case = sep_baseline_one(blend(1, 0), (32.5, 31.5), 10.0, sigma=0.01)
+    flux, n, mode, case = sep_baseline_one(blend(1, 0), (32.5, 31.5), 10.0, sigma=0.01,
+                                           **BASELINE)
     assert case == "under" and n == 1 and mode == "hot"
     assert np.isfinite(flux[0]) and np.isnan(flux[1])
     # ... or to the companion if the centroid is farther than 0.5 R_cen from the centre
     flux, n, mode, case = sep_baseline_one(gals.images[k, o - 5:o + 59, o - 5:o + 59],
-                                           (36.5, 36.5), 2.0, sigma=0.01)
+                                           (36.5, 36.5), 2.0, sigma=0.01, **BASELINE)
     assert case == "under" and np.isnan(flux[0]) and np.isfinite(flux[1])
     # empty and NaN stamps never crash
     r = sep_baseline(np.stack([np.zeros((64, 64)), np.full((64, 64), np.nan)]),
-                     np.array([[40.0, 40.0]] * 2), np.array([3.0, 3.0]))
+                     np.array([[40.0, 40.0]] * 2), np.array([3.0, 3.0]), **BASELINE)
     assert list(r.case) == ["under", "under"] and np.isnan(r.flux).all()
 
 

@@ -10,11 +10,11 @@ import pytest
 from catclean.assemble import RowBalanceError, assemble_survey, join_stage_columns
 from catclean.catalogs import normalize
 from catclean.catalogs.partition import host_cones, partition_plan
-from catclean.catalogs.providers import SyntheticProvider
 from catclean.catalogs.schema import NATIVE_COLUMNS
+from catclean.catalogs.synthetic import SyntheticProvider
+from catclean.cosmology import make_cosmology
 from catclean.cuts import apply_cuts, associate_hosts
 from catclean.io import read_metadata, read_parquet, write_parquet
-from catclean.sky.hosts import make_cosmology
 
 COSMO = make_cosmology({"H0": 70, "Om0": 0.27})
 

@@ -3,17 +3,25 @@ provider (bounded pool, cache, resume) against a fake client."""
 
 from __future__ import annotations
 
+import sys
 import threading
+import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from catclean.catalogs.services.legacy_viewer import LegacyCutoutClient
+from catclean.config import deep_merge, default_config
 from catclean.cutouts import CutoutStore
 from catclean.cutouts.build import CutoutSpec, LiveCutouts, SyntheticCutouts, build_partition
 from catclean.cutouts.quality import classify
 from catclean.cutouts.rgb import legacy_rgb, to_uint8
 from catclean.cutouts.synthetic import FieldCutter, box_weights
+
+sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "live"))
+import live_replay as R  # noqa: E402
 
 
 def test_legacy_rgb_background_and_colours():
@@ -91,7 +99,7 @@ def test_build_partition_synthetic(field, tmp_path):
         "dec": [dec0, dec0, dec0, dec0],
         "field_nsaid": [nsaid, nsaid, 999, np.nan],
     })
-    spec = CutoutSpec(grz_size=32)
+    spec = CutoutSpec.from_config({**default_config()["cutouts"], "grz_size": 32})
     prov = SyntheticCutouts({nsaid: path}, spec)
     st = build_partition(table, prov, spec, tmp_path / "rgb", tmp_path / "grz")
     assert st.rgb_status.tolist() == ["ok", "off_footprint", "missing", "missing"]
@@ -107,78 +115,83 @@ def test_build_partition_synthetic(field, tmp_path):
     assert cubes[0, 16, 16, 1] > 0  # channel 1 = r, nanomaggies, host at the centre
 
 
-class FakeClient:
-    """Stands in for catclean.cutouts.legacy_client (fetch_jpeg / fetch_fits)."""
+class FaultyViewer:
+    """Legacy viewer routes with faults by position, counting concurrent requests."""
 
-    def __init__(self):
-        self.calls = 0
-        self.active = 0
-        self.max_active = 0
+    def __init__(self, kind):
+        self.kind, self.base = kind, R.viewer_service(kind)
+        self.active = self.max_active = 0
         self.lock = threading.Lock()
 
-    def _enter(self):
+    def __call__(self, req):
         with self.lock:
-            self.calls += 1
             self.active += 1
             self.max_active = max(self.max_active, self.active)
-
-    def _exit(self):
-        with self.lock:
-            self.active -= 1
-
-    def fetch_jpeg(self, ra, dec, size=128, pixscale=0.469):
-        self._enter()
         try:
-            import time
-
             time.sleep(0.01)
+            ra, dec, size = float(req.args["ra"]), float(req.args["dec"]), int(req.args["size"])
             if ra > 99:
-                raise ConnectionError("HTTP 503 from viewer")
-            if 50 < ra < 60:
-                return np.zeros((size // 2, size, 3), np.uint8)  # truncated image
-            rng = np.random.default_rng(int(ra * 1000))
-            return rng.integers(20, 90, (size, size, 3)).astype(np.uint8)
+                return R.Reply(503, b"HTTP 503 from viewer")
+            if self.kind == "jpg" and 50 < ra < 60:  # truncated image
+                img = np.random.default_rng(1).integers(20, 90, (size // 2, size, 3))
+                return R.Reply(200, R.jpeg_bytes(img))
+            if self.kind == "fits" and (40 < ra < 50 or 60 < ra < 70):
+                cube = np.random.default_rng(1).normal(0, 0.01, (3, size, size))
+                if 40 < ra < 50:
+                    cube[1, :5, :5] = np.nan
+                else:
+                    cube[:] = 0.0  # no data: off the footprint
+                return R.Reply(200, R.fits_cutout_bytes(ra, dec, size, 0.262, cube))
+            return self.base(req)
         finally:
-            self._exit()
-
-    def fetch_fits(self, ra, dec, size, pixscale):
-        self._enter()
-        try:
-            if ra > 99:
-                raise TimeoutError("timed out")
-            cube = np.random.default_rng(1).normal(0, 0.01, (3, size, size)).astype(np.float32)
-            if 40 < ra < 50:
-                cube[1, :5, :5] = np.nan
-            if 60 < ra < 70:
-                cube[:] = 0.0  # no data: off the footprint
-            return cube, {}
-        finally:
-            self._exit()
+            with self.lock:
+                self.active -= 1
 
 
-def test_live_provider_flags_and_resumes(tmp_path):
+@pytest.fixture
+def viewer():
+    srv = R.ReplayServer()
+    routes = {"jpg": FaultyViewer("jpg"), "fits": FaultyViewer("fits")}
+    for kind, handler in routes.items():
+        srv.route(f"/viewer/cutout.{kind}", handler)
+    srv.start()
+    srv.handlers = routes
+    yield srv
+    srv.stop()
+
+
+def live_cutouts(srv, tmp_path, spec):
+    services = deep_merge(default_config()["services"], {
+        "cache_dir": str(tmp_path / "cache"), "retries": 0, "backoff": 0.0, "timeout": 5,
+        "legacy_viewer": {"url": srv.url + "/viewer", "concurrency": 3}})
+    return LiveCutouts(LegacyCutoutClient(services, release="dr9"), spec)
+
+
+def test_live_provider_flags_and_resumes(viewer, tmp_path):
     table = pd.DataFrame({"source_id": [f"x:{i}" for i in range(8)],
                           "ra": [10.0, 11.0, 45.0, 55.0, 65.0, 120.0, 12.0, 13.0],
                           "dec": [1.0] * 8})
-    spec = CutoutSpec(grz_size=16)
-    client = FakeClient()
-    prov = LiveCutouts(tmp_path / "cache", spec, workers=3, client=client)
+    spec = CutoutSpec.from_config({**default_config()["cutouts"], "grz_size": 16})
+    prov = live_cutouts(viewer, tmp_path, spec)
     st = build_partition(table, prov, spec, tmp_path / "rgb", tmp_path / "grz")
     assert st.rgb_status.tolist() == ["ok", "ok", "ok", "corrupt", "ok", "missing", "ok", "ok"]
     assert st.grz_status.tolist() == ["ok", "ok", "corrupt", "ok", "off_footprint", "missing",
                                       "ok", "ok"]
-    assert "503" in st.rgb_reason[5] and "wrong shape" in st.rgb_reason[3]
-    assert client.max_active <= 3  # bounded pool
-    # a second (resumed) run refetches only what failed (the 503/timeout source)
-    client2 = FakeClient()
-    prov2 = LiveCutouts(tmp_path / "cache", spec, workers=3, client=client2)
+    assert "503" in st.rgb_reason[5] and "shape (64, 128, 3)" in st.rgb_reason[3]
+    # bounded pool: the fetcher's (services.legacy_viewer.concurrency)
+    assert max(h.max_active for h in viewer.handlers.values()) <= 3
+    assert prov.client.fetcher.stats == {"fetched": 14, "from_cache": 0}
+    # a second (resumed) run refetches only what failed (the 503 source), from the
+    # fetcher's one cache
+    n = len(viewer.log)
+    prov2 = live_cutouts(viewer, tmp_path, spec)
     st2 = build_partition(table, prov2, spec, tmp_path / "rgb", tmp_path / "grz")
-    assert client2.calls == 2 and prov2.n_cached == 14
+    assert len(viewer.log) - n == 2 and prov2.client.fetcher.stats["from_cache"] == 14
     assert st2.rgb_status.tolist() == st.rgb_status.tolist()
-    # a truncated cache file (killed mid-write elsewhere) is refetched, not fatal
-    victim = next((tmp_path / "cache" / "rgb").glob("*.npy"))
-    victim.write_bytes(b"\x93NUMPY garbage")
-    client3 = FakeClient()
-    st3 = build_partition(table, LiveCutouts(tmp_path / "cache", spec, 2, client3), spec,
+    # a corrupt cache file (killed mid-write elsewhere) is refetched, not fatal
+    victim = next((tmp_path / "cache" / "legacy_viewer" / "dr9").glob("*.jpg"))
+    victim.write_bytes(b"\xff\xd8 garbage")
+    n = len(viewer.log)
+    st3 = build_partition(table, live_cutouts(viewer, tmp_path, spec), spec,
                           tmp_path / "rgb", tmp_path / "grz")
-    assert client3.calls == 3 and st3.rgb_status.tolist() == st.rgb_status.tolist()
+    assert len(viewer.log) - n == 3 and st3.rgb_status.tolist() == st.rgb_status.tolist()

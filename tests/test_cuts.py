@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from catclean.cosmology import make_cosmology
 from catclean.cuts import CUTS, apply_cuts, associate_hosts, cutflow
 from catclean.cuts.cuts import Cut
-from catclean.sky.hosts import make_cosmology
 
 PARAMS = {"r_max": 21.0, "sb_min": 18.5, "sb_slope": 0.7, "gr_max": 0.90, "gr_slope": 0.06,
           "mag_err_max": 0.2, "fracmasked_max": 0.35, "fracflux_max": 4.0, "rchisq_max": 10.0,

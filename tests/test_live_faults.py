@@ -11,6 +11,7 @@ import pytest
 from catclean.catalogs.normalize import normalize
 from catclean.catalogs.providers import get_provider
 from catclean.catalogs.schema import NATIVE_COLUMNS
+from catclean.config import deep_merge, default_config
 from catclean.net import Fetcher, ParseError, ServiceError, ServiceSettings, retry_after_seconds
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "live"))
@@ -52,6 +53,7 @@ def provider(srv, tmp_path, survey="sdss", **kw):
                 "backoff": 0.01, "backoff_max": 5.0,
                 "skyserver": {"url": srv.url + "/{release}/SkyServerWS/SearchTools/SqlSearch"},
                 "datalab": {"url": srv.url + "/tap", "format": "csv"}, **kw}
+    services = deep_merge(default_config()["services"], services)
     rel = {"sdss": "dr17", "legacy": "dr9"}[survey]
     p = get_provider(survey, {"provider": "live", "release": rel}, services)
     p.waits = []

@@ -9,15 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from catclean import net
 from catclean.catalogs.hosts_io import load_hosts
-from catclean.cutouts.legacy_client import (
-    CutoutUnavailable,
-    LegacyCutoutClient,
-    fetch_fits,
-    fetch_jpeg,
-)
+from catclean.catalogs.services.legacy_viewer import CutoutUnavailable, LegacyCutoutClient
+from catclean.config import deep_merge, default_config
+from catclean.cosmology import make_cosmology
 from catclean.net import ServiceError
-from catclean.sky.hosts import make_cosmology, synthetic_hosts
+from catclean.sky.hosts import synthetic_hosts
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "live"))
 import live_replay as R  # noqa: E402
@@ -42,10 +40,11 @@ def server(nsa_bytes):
 
 
 def hosts_cfg(srv, tmp_path, **nsa):
-    return {"provider": "nsa", "z_range": [0.012, 0.035], "log_mass_range": [10.0, 11.0],
-            "nsa": {"url": srv.url + NSA_PATH, "cache_dir": str(tmp_path / "nsa"),
-                    "ra_range": [150.0, 152.0], "dec_range": [1.0, 3.0], "retries": 2,
-                    "backoff": 0.01, "timeout": 5, **nsa}}
+    return deep_merge(default_config()["hosts"], {
+        "provider": "nsa", "z_range": [0.012, 0.035], "log_mass_range": [10.0, 11.0],
+        "nsa": {"url": srv.url + NSA_PATH, "cache_dir": str(tmp_path / "nsa"),
+                "ra_range": [150.0, 152.0], "dec_range": [1.0, 3.0], "retries": 2,
+                "backoff": 0.01, "timeout": 5, **nsa}})
 
 
 def test_nsa_download_select_and_columns(server, tmp_path, nsa_bytes):
@@ -83,9 +82,7 @@ def test_nsa_nsaid_cones_and_local_path(server, tmp_path, nsa_bytes):
 
 
 def test_nsa_download_resumes_with_range(server, tmp_path, nsa_bytes, monkeypatch):
-    from catclean.catalogs import live_nsa
-
-    monkeypatch.setattr(live_nsa, "DOWNLOAD_CHUNK", 512)
+    monkeypatch.setattr(net, "DOWNLOAD_CHUNK", 512)
     server.script(NSA_PATH, R.Reply(200, nsa_bytes, {"Accept-Ranges": "bytes"},
                                     truncate=len(nsa_bytes) // 3))
     hosts = load_hosts(hosts_cfg(server, tmp_path), 0, make_cosmology())
@@ -108,16 +105,20 @@ def test_nsa_checksum_mismatch_and_http_error(server, tmp_path):
 
 
 # -- cutouts -------------------------------------------------------------------------------
+#: the RGB cutout format of the default config (size, arcsec/pix)
+RGB = (default_config()["cutouts"]["rgb_size"], default_config()["cutouts"]["rgb_pixscale"])
+
+
 def client(srv, tmp_path, **kw):
     services = {"cache_dir": str(tmp_path / "cache"), "retries": 2, "backoff": 0.0,
                 "timeout": 5, "legacy_viewer": {"url": srv.url + "/viewer"}, **kw}
-    return LegacyCutoutClient(services, release="dr9")
+    return LegacyCutoutClient(deep_merge(default_config()["services"], services), release="dr9")
 
 
 @pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")
 def test_fetch_fits_cube_and_wcs(server, tmp_path):
     c = client(server, tmp_path)
-    cube, hdr = fetch_fits(150.5, 2.0, 64, 0.262, client=c)
+    cube, hdr = c.fetch_fits(150.5, 2.0, 64, 0.262)
     assert cube.dtype == np.float32 and cube.shape == (3, 64, 64)
     assert cube[1].max() > cube[0].max()  # g, r, z order kept (fixture r = 2 g)
     from astropy.wcs import WCS
@@ -133,7 +134,7 @@ def test_fetch_fits_cube_and_wcs(server, tmp_path):
 
 
 def test_fetch_jpeg(server, tmp_path):
-    img = fetch_jpeg(150.5, 2.0, client=client(server, tmp_path))
+    img = client(server, tmp_path).fetch_jpeg(150.5, 2.0, *RGB)
     assert img.dtype == np.uint8 and img.shape == (128, 128, 3)
     assert img[64, 64, 0] > img[0, 0, 0]
     req = server.requests_to("/viewer/cutout.jpg")[0].args
@@ -145,7 +146,7 @@ def test_cutout_statuses(server, tmp_path):
     with pytest.raises(CutoutUnavailable) as e:
         c.fetch_fits(150.5, -40.0, 32, 0.262)
     assert e.value.status == "off_footprint"
-    assert c.try_fetch_jpeg(150.5, -40.0).status == "off_footprint"
+    assert c.try_fetch_jpeg(150.5, -40.0, *RGB).status == "off_footprint"
     flat = np.ones((3, 16, 16), np.float32)
     flat[0] = np.random.default_rng(0).normal(size=(16, 16))
     server.script("/viewer/cutout.fits", R.Reply(200, R.fits_cutout_bytes(1, 1, 16, 0.262, flat)))
@@ -157,10 +158,10 @@ def test_cutout_statuses(server, tmp_path):
     server.script("/viewer/cutout.fits", R.Reply(200, R.fits_cutout_bytes(3, 1, 16, 0.262, nan)))
     assert c.try_fetch_fits(3.0, 1.0, 16, 0.262).status == "corrupt"
     server.script("/viewer/cutout.jpg", R.Reply(200, b"GIF89a...."))
-    assert c.try_fetch_jpeg(4.0, 1.0).status == "corrupt"
+    assert c.try_fetch_jpeg(4.0, 1.0, *RGB).status == "corrupt"
     gray = np.full((128, 128, 3), 77, np.uint8)
     server.script("/viewer/cutout.jpg", R.Reply(200, R.jpeg_bytes(gray)))
-    assert c.try_fetch_jpeg(5.0, 1.0).status == "blank"
+    assert c.try_fetch_jpeg(5.0, 1.0, *RGB).status == "blank"
 
 
 def test_cutout_retries_truncated_and_5xx_and_validates_input(server, tmp_path):
@@ -171,10 +172,10 @@ def test_cutout_retries_truncated_and_5xx_and_validates_input(server, tmp_path):
     assert cube.shape == (3, 32, 32) and len(server.requests_to("/viewer/cutout.fits")) == 3
     jb = R.jpeg_bytes(np.random.default_rng(1).integers(0, 255, (128, 128, 3)))
     server.script("/viewer/cutout.jpg", R.Reply(200, jb, truncate=len(jb) // 2))
-    assert c.fetch_jpeg(7.0, 1.0).shape == (128, 128, 3)
+    assert c.fetch_jpeg(7.0, 1.0, *RGB).shape == (128, 128, 3)
     for bad in [("150; rm -rf", 2.0), (float("nan"), 2.0), (150.0, 91.0)]:
         with pytest.raises(ValueError):
-            c.fetch_jpeg(*bad)
+            c.fetch_jpeg(*bad, *RGB)
     with pytest.raises(ValueError, match="size"):
         c.fetch_fits(1.0, 1.0, 5000, 0.262)
     with pytest.raises(ValueError, match="release"):
@@ -182,4 +183,4 @@ def test_cutout_retries_truncated_and_5xx_and_validates_input(server, tmp_path):
     for _ in range(3):
         server.script("/viewer/cutout.jpg", R.Reply(500, b"oops"))
     with pytest.raises(ServiceError, match=r"legacy_viewer: failed after 3 attempts.*cutout.jpg"):
-        c.fetch_jpeg(8.0, 1.0)
+        c.fetch_jpeg(8.0, 1.0, *RGB)

@@ -11,11 +11,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from catclean.catalogs import live
+from catclean.catalogs.geometry import angular_separation_deg, in_cones_and_pixel
 from catclean.catalogs.normalize import normalize
-from catclean.catalogs.providers import get_provider, in_cones_and_pixel
+from catclean.catalogs.planner import Unit, split_unit
+from catclean.catalogs.providers import get_provider
 from catclean.catalogs.schema import NATIVE_COLUMNS
-from catclean.net import SchemaError, ServiceError
+from catclean.catalogs.services.base import conform_native, parse_csv
+from catclean.catalogs.services.mast import parse_mast_json
+from catclean.config import deep_merge, default_config
+from catclean.net import ParseError, SchemaError, ServiceError
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "live"))
 import live_replay as R  # noqa: E402
@@ -50,12 +54,8 @@ def services_for(srv, tmp_path, **extra):
          "datalab": {"url": srv.url + "/tap"},
          "skyserver": {"url": srv.url + "/{release}/SkyServerWS/SearchTools/SqlSearch"},
          "mast": {"url": srv.url + "/api/v0.1"}}
-    for k, v in extra.items():
-        if isinstance(v, dict):
-            s[k] = {**s.get(k, {}), **v}
-        else:
-            s[k] = v
-    return s
+    # the resolved defaults with this test's server and settings over them
+    return deep_merge(default_config()["services"], deep_merge(s, extra))
 
 
 def cones():
@@ -128,18 +128,18 @@ def test_sdss_objid_keeps_full_int64_precision(server, tmp_path, tables):
 def test_parses_real_skyserver_csv_from_astroquery():
     path = R.astroquery_data("sdss/tests/data/xid_im.txt")
     body = path.read_bytes()
-    df = live.parse_csv(body, "skyserver")
+    df = parse_csv(body, "skyserver")
     with open(path) as fh:
         rows = list(csv.reader(line for line in fh if not line.startswith("#")))
     header, rows = rows[0], [r for r in rows[1:] if r]
     assert list(df.columns) == header and len(df) == len(rows)
     cols = ["objID", "ra", "dec", "run", "rerun", "camcol", "field"]
-    out = live.conform_native(df, "sdss", "skyserver", cols)  # objid -> objID (case)
+    out = conform_native(df, "sdss", "skyserver", cols)  # objid -> objID (case)
     assert out["objID"].tolist() == [int(r[header.index("objid")]) for r in rows]
     np.testing.assert_allclose(out["ra"], [float(r[0]) for r in rows])
     assert out["run"].dtype == np.int64
     # the spectro answer has extra columns; the photometric subset still parses
-    sp = live.parse_csv(R.astroquery_data("sdss/tests/data/xid_sp.txt").read_bytes(), "sdss")
+    sp = parse_csv(R.astroquery_data("sdss/tests/data/xid_sp.txt").read_bytes(), "sdss")
     assert "specobjid" in sp.columns and len(sp) >= 1
 
 
@@ -160,10 +160,10 @@ def test_real_skyserver_answer_lacking_columns_names_them(server, tmp_path):
 def test_parses_real_mast_json_from_astroquery(server, tmp_path):
     body = R.astroquery_data("mast/tests/data/panstarrs.json").read_bytes()
     doc = json.loads(body)
-    df = live.parse_mast_json(body)
+    df = parse_mast_json(body)
     assert list(df.columns) == [c["name"] for c in doc["info"]]
     assert len(df) == len(doc["data"])
-    out = live.conform_native(df, "ps1", "mast", ["objID"])
+    out = conform_native(df, "ps1", "mast", ["objID"])
     assert out["objID"].tolist() == [int(r[1]) for r in doc["data"]]
     # served as the answer of a stack query it lacks our columns: clear error
     server.route(PS1_JSON, lambda req: R.Reply(200, body))
@@ -202,15 +202,15 @@ def test_queries_are_built_only_from_numbers_and_known_columns(server, tmp_path)
     sql = [r.args["cmd"] for r in server.requests_to(SQL_PATH)]
     assert adql and all(ADQL_RE.match(q) for q in adql)
     assert sql and all(SQL_RE.match(q) for q in sql)
-    unit = live.Unit(150.5, 2.0, 0.07, 32, HPX)
+    unit = Unit(150.5, 2.0, 0.07, 32, HPX)
     for bad in ["150.5); DROP TABLE ls_dr9.tractor; --", float("nan"), float("inf"), None,
                 True, "150.5"]:
         with pytest.raises(ValueError):
-            leg.adql(live.Unit(bad, 2.0, 0.07, 32, HPX), 10)
+            leg.adql(Unit(bad, 2.0, 0.07, 32, HPX), 10)
         with pytest.raises(ValueError):
-            sdss.sql(live.Unit(150.5, bad, 0.07, 32, HPX), 10)
+            sdss.sql(Unit(150.5, bad, 0.07, 32, HPX), 10)
     with pytest.raises(ValueError):
-        leg.adql(live.Unit(150.5, 95.0, 0.07, 32, HPX), 10)  # out of range
+        leg.adql(Unit(150.5, 95.0, 0.07, 32, HPX), 10)  # out of range
     with pytest.raises(ValueError):
         leg.adql(unit, "10; DELETE")  # row limit must be an int
     # config strings never reach the query: unknown releases and formats are rejected
@@ -226,7 +226,7 @@ def test_queries_are_built_only_from_numbers_and_known_columns(server, tmp_path)
 
 def test_release_maps_to_table_names(server, tmp_path):
     s = services_for(server, tmp_path)
-    unit = live.Unit(150.5, 2.0, 0.07, 32, HPX)
+    unit = Unit(150.5, 2.0, 0.07, 32, HPX)
     assert "FROM ls_dr9.tractor " in get_provider(
         "legacy", {"provider": "live", "release": "dr9"}, s).adql(unit, 5)
     assert "FROM ls_dr10.tractor " in get_provider(
@@ -256,8 +256,8 @@ def test_queries_split_until_under_row_limit(server, tmp_path, tables):
 
 
 def test_split_covers_the_cone():
-    unit = live.Unit(150.5, 2.0, 0.05, 32, HPX)
-    kids = live.split_unit(unit)
+    unit = Unit(150.5, 2.0, 0.05, 32, HPX)
+    kids = split_unit(unit)
     assert kids and all(k.radius < unit.radius for k in kids)
     rng = np.random.default_rng(0)
     r = 0.05 * np.sqrt(rng.uniform(0, 1, 2000))
@@ -265,7 +265,6 @@ def test_split_covers_the_cone():
     ra, dec = 150.5 + r * np.cos(t) / np.cos(np.radians(2.0)), 2.0 + r * np.sin(t)
     inside = in_cones_and_pixel(ra, dec, pd.DataFrame({
         "RA": [150.5], "DEC": [2.0], "radius_deg": [0.05], "host_status": ["ok"]}), HPX, 32)
-    from catclean.catalogs.providers import angular_separation_deg
     cov = (angular_separation_deg(ra, dec, [k.ra for k in kids], [k.dec for k in kids])
            <= np.array([k.radius for k in kids])[None]).any(axis=1)
     assert cov[inside].all()
@@ -315,7 +314,7 @@ def test_no_valid_host_or_cone_outside_pixel_gives_empty_native_table(server, tm
 
 def test_conform_native_rejects_text_in_numeric_column():
     df = pd.DataFrame({"objID": ["1", "2"], "ra": ["1.0", "abc"]})
-    with pytest.raises(live.ParseError, match="'ra' is not numeric"):
-        live.conform_native(df, "sdss", "skyserver", ["objID", "ra"])
+    with pytest.raises(ParseError, match="'ra' is not numeric"):
+        conform_native(df, "sdss", "skyserver", ["objID", "ra"])
     with pytest.raises(SchemaError, match=r"\['dec'\]"):
-        live.conform_native(df, "sdss", "skyserver", ["objID", "ra", "dec"])
+        conform_native(df, "sdss", "skyserver", ["objID", "ra", "dec"])

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from catclean.catalogs.providers import in_cones_and_pixel
+from catclean.catalogs.geometry import in_cones_and_pixel
 from catclean.io import read_metadata, read_parquet
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "live"))

@@ -6,10 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from catclean.config import default_config
 from catclean.qa import CLASSES
-from catclean.qa.extract import ExtractConfig, QAInputError, read_exposure
-from catclean.qa.features import classical_metrics, process_exposure, som_features
-from catclean.qa.models import ccd_evidence, combine_ccds, fit_combiner
+from catclean.qa.combiner import ccd_evidence, combine_ccds, fit_combiner
+from catclean.qa.extract import ExtractConfig, QAInputError, process_exposure, read_exposure
+from catclean.qa.features import classical_metrics, som_features
+from catclean.qa.grading import qa_settings
+from catclean.qa.models import ModelConfig
 from catclean.qa.represent import input2, representative_ccd
 from catclean.qa.sextractor import find_binary
 from catclean.qa.simulate import (
@@ -22,7 +25,25 @@ from catclean.qa.simulate import (
 )
 from catclean.qa.som import BatchSOM, cluster_codebook
 
-SIM = SimConfig(n_ccd=3, ccd_shape=(768, 512), p_dead_ccd=0.0, short_exposure_fraction=0.0)
+QA = qa_settings(default_config())
+
+
+def sim_config(**overrides) -> SimConfig:
+    """The default ``simulate`` settings with ``overrides`` (the unit tests' simulator has no
+    training-only short-exposure fraction)."""
+    return SimConfig.from_dict({**QA["simulate"], "short_exposure_fraction_train": None,
+                                **overrides})
+
+
+def extract_config(**overrides) -> ExtractConfig:
+    return ExtractConfig.from_dict({**QA["extract"], **overrides})
+
+
+def model_config(**overrides) -> ModelConfig:
+    return ModelConfig.from_dict({**QA["models"], **overrides})
+
+
+SIM = sim_config(n_ccd=3, ccd_shape=(768, 512), p_dead_ccd=0.0, short_exposure_fraction=0.0)
 
 
 def _exposure(tmp_path, label, idx=0, seed=3, cfg=SIM):
@@ -45,10 +66,10 @@ def test_mef_structure_and_headers(tmp_path):
 
 
 def test_dead_ccds_are_zero_and_counted(tmp_path):
-    cfg = SimConfig(n_ccd=6, ccd_shape=(256, 256), p_dead_ccd=0.5)
+    cfg = sim_config(n_ccd=6, ccd_shape=(256, 256), p_dead_ccd=0.5)
     rec, _ = _exposure(tmp_path, "Good", cfg=cfg, seed=5)
     assert rec["n_dead_ccd"] == len(rec["dead_ccds"].split(",")) > 0
-    ccds, _ = process_exposure(rec["path"], ExtractConfig())
+    ccds, _ = process_exposure(rec["path"], extract_config(), SIM.pixel_scale)
     assert (ccds["status"] == "dead").sum() == rec["n_dead_ccd"]
 
 
@@ -57,8 +78,8 @@ def test_simulation_is_deterministic(tmp_path):
     p1 = draw_exposure_params(1, "RBT", np.random.default_rng(9), SIM)
     p2 = draw_exposure_params(1, "RBT", np.random.default_rng(9), SIM)
     assert p1 == p2
-    a, _ = render_exposure(p1, SimConfig(n_ccd=1, ccd_shape=(200, 200)), np.random.default_rng(4))
-    b, _ = render_exposure(p2, SimConfig(n_ccd=1, ccd_shape=(200, 200)), np.random.default_rng(4))
+    a, _ = render_exposure(p1, sim_config(n_ccd=1, ccd_shape=(200, 200)), np.random.default_rng(4))
+    b, _ = render_exposure(p2, sim_config(n_ccd=1, ccd_shape=(200, 200)), np.random.default_rng(4))
     assert np.array_equal(a[0], b[0])
     assert rng is not None
 
@@ -66,13 +87,13 @@ def test_simulation_is_deterministic(tmp_path):
 def test_class_physics(tmp_path):
     """Trails make bright point sources elongated, bad seeing makes them wide
     (the classical diagnostics of paper Sec. 6); saturated stars reach 65535 ADU."""
-    cfg = SimConfig(n_ccd=2, ccd_shape=(1024, 768), p_dead_ccd=0.0,
+    cfg = sim_config(n_ccd=2, ccd_shape=(1024, 768), p_dead_ccd=0.0,
                     short_exposure_fraction=0.0, star_density=(30000.0, 30000.0))
     out = {}
     sat = False
     for i, label in enumerate(("Good", "RBT", "B-Seeing")):
         rec, truth = _exposure(tmp_path, label, idx=i, cfg=cfg, seed=21)
-        ccds, src = process_exposure(rec["path"], ExtractConfig(),
+        ccds, src = process_exposure(rec["path"], extract_config(), cfg.pixel_scale,
                                      truth=pd.DataFrame(truth))
         stel = (src["is_star"] == 1).astype(float).to_numpy()
         out[label] = classical_metrics(src, stel, cfg.pixel_scale)
@@ -100,19 +121,19 @@ def test_unreadable_exposures_raise_named_error(tmp_path, defect, match):
     row = {"label": "Good", "split": "test", "defect": defect, "expid": 7, "index": 0}
     rec, _ = make_exposure(row, tmp_path / "x.fits", SIM, 1)
     with pytest.raises(QAInputError, match=match):
-        process_exposure(rec["path"], ExtractConfig())
+        process_exposure(rec["path"], extract_config(), SIM.pixel_scale)
 
 
 def test_nan_ccd_and_blank_exposure_statuses(tmp_path):
     row = {"label": "Good", "split": "test", "defect": "nan_ccd", "expid": 8, "index": 0}
     rec, _ = make_exposure(row, tmp_path / "nan.fits", SIM, 1)
-    ccds, src = process_exposure(rec["path"], ExtractConfig())
+    ccds, src = process_exposure(rec["path"], extract_config(), SIM.pixel_scale)
     bad = ccds[ccds["status"] == "bad"]
     assert len(bad) == 1 and "NaN" in bad["reason"].iloc[0]
     assert (ccds["status"] == "ok").sum() == SIM.n_ccd - 1 and len(src) > 0
     row = {"label": "Good", "split": "test", "defect": "blank", "expid": 9, "index": 1}
     rec, _ = make_exposure(row, tmp_path / "blank.fits", SIM, 1)
-    ccds, src = process_exposure(rec["path"], ExtractConfig())
+    ccds, src = process_exposure(rec["path"], extract_config(), SIM.pixel_scale)
     assert len(src) == 0 and (ccds["status"] != "ok").all()
 
 
@@ -247,7 +268,7 @@ def test_qa_config_validates():
     from catclean.config import REPO_ROOT, load_config
 
     cfg = load_config(REPO_ROOT / "config" / "config.yaml")
-    assert cfg["qa"]["som"]["rows"] == 15 and cfg["qa"]["stamp"] == 25
+    assert qa_settings(cfg)["som"]["rows"] == 15 and cfg["qa"]["stamp"] == 25
     from catclean.config import ConfigError
 
     with pytest.raises(ConfigError, match="qa"):
@@ -260,16 +281,18 @@ def test_qa_config_validates():
                     reason="Source Extractor binary ('source-extractor' or 'sex') not installed; "
                            "`make test` installs it with apt when run as root")
 def test_sextractor_backend_matches_sep(tmp_path):
-    cfg = SimConfig(n_ccd=1, ccd_shape=(1024, 768), p_dead_ccd=0.0,
+    cfg = sim_config(n_ccd=1, ccd_shape=(1024, 768), p_dead_ccd=0.0,
                     short_exposure_fraction=0.0, star_density=(30000.0, 30000.0))
     rec, truth = _exposure(tmp_path, "Good", cfg=cfg, seed=8)
     tt = pd.DataFrame(truth)
-    _, s_sep = process_exposure(rec["path"], ExtractConfig(backend="sep"), truth=tt)
-    _, s_sex = process_exposure(rec["path"], ExtractConfig(backend="sextractor"), truth=tt)
+    _, s_sep = process_exposure(rec["path"], extract_config(backend="sep"), cfg.pixel_scale,
+                                truth=tt)
+    _, s_sex = process_exposure(rec["path"], extract_config(backend="sextractor"), cfg.pixel_scale,
+                                 truth=tt)
     assert abs(len(s_sex) - len(s_sep)) < 0.2 * len(s_sep)
     assert s_sex["class_star"].between(0, 1).all()
     known = s_sex[s_sex["snr"] > 20]
-    from catclean.qa.features import roc_auc
+    from catclean.qa.stellarity import roc_auc
 
     assert roc_auc(known["is_star"], known["class_star"]) > 0.8
     f = som_features(s_sex, s_sex["class_star"].to_numpy())
@@ -284,7 +307,7 @@ def test_bgp_pattern_amplitude_recorded_per_ccd(tmp_path):
     CCDs (so a BGP exposure of a reduced mosaic is not clean everywhere)."""
     from catclean.qa.simulate import mosaic_footprint
 
-    cfg = SimConfig(n_ccd=4, ccd_shape=(128, 128), p_dead_ccd=0.0)
+    cfg = sim_config(n_ccd=4, ccd_shape=(128, 128), p_dead_ccd=0.0)
     rng = np.random.default_rng(5)
     good = draw_exposure_params(1, "Good", rng, cfg)
     render_exposure(good, cfg, rng)
@@ -309,27 +332,26 @@ def test_bgp_pattern_amplitude_recorded_per_ccd(tmp_path):
 
 
 def test_ccd_training_labels_from_truth():
-    from catclean.qa.models import ModelConfig
-    from catclean.qa.run import ccd_training_labels
+    from catclean.qa.grading import ccd_training_labels
 
     bgp, good, bt = CLASSES.index("BGP"), CLASSES.index("Good"), CLASSES.index("BT")
     ex = pd.DataFrame({"expid": [1, 2, 3], "bgp_ccd_amp": ["0.0000,0.0150,0.0900", "", "0.0,0.0,0.0"]})
     expid = np.array([1, 1, 1, 2, 3, 3])
     ccd = np.array([0, 1, 2, 0, 0, 1])
     y = np.array([bgp, bgp, bgp, bt, bgp, bgp])
-    out = ccd_training_labels(ex, expid, ccd, y, ModelConfig())
+    out = ccd_training_labels(ex, expid, ccd, y, model_config())
     assert out.tolist() == [good, good, bgp, bt, good, good]
-    assert ccd_training_labels(ex, expid, ccd, y, ModelConfig(bgp_min_amplitude=0.01)).tolist() \
+    assert ccd_training_labels(ex, expid, ccd, y, model_config(bgp_min_amplitude=0.01)).tolist() \
         == [good, bgp, bgp, bt, good, good]
-    assert ccd_training_labels(ex, expid, ccd, y, ModelConfig(ccd_labels="exposure")).tolist() == y.tolist()
+    assert ccd_training_labels(ex, expid, ccd, y, model_config(ccd_labels="exposure")).tolist() == y.tolist()
     # human-labelled exposures (no per-CCD truth column) keep their class
-    assert ccd_training_labels(ex[["expid"]], expid, ccd, y, ModelConfig()).tolist() == y.tolist()
+    assert ccd_training_labels(ex[["expid"]], expid, ccd, y, model_config()).tolist() == y.tolist()
     with pytest.raises(ValueError, match="ccd_labels 'per-ccd'"):
-        ccd_training_labels(ex, expid, ccd, y, ModelConfig(ccd_labels="per-ccd"))
+        ccd_training_labels(ex, expid, ccd, y, model_config(ccd_labels="per-ccd"))
 
 
 def test_short_exposure_fraction_train_only_changes_training_exposures():
-    cfg = SimConfig(n_ccd=2, short_exposure_fraction=0.1, short_exposure_fraction_train=0.6)
+    cfg = sim_config(n_ccd=2, short_exposure_fraction=0.1, short_exposure_fraction_train=0.6)
 
     def short_share(split):
         t = [draw_exposure_params(i, "Good", np.random.default_rng([2, i]), cfg, split=split).exptime
@@ -338,7 +360,7 @@ def test_short_exposure_fraction_train_only_changes_training_exposures():
 
     assert abs(short_share("train") - 0.6) < 0.1
     assert abs(short_share("test") - 0.1) < 0.06
-    same = SimConfig(n_ccd=2, short_exposure_fraction=0.1)
+    same = sim_config(n_ccd=2, short_exposure_fraction=0.1)
     a = draw_exposure_params(7, "RBT", np.random.default_rng(9), same, split="train")
     b = draw_exposure_params(7, "RBT", np.random.default_rng(9), same, split="test")
     assert a == b

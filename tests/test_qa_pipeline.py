@@ -8,22 +8,32 @@ import pytest
 
 from catclean.qa import CLASS_COLUMNS, CLASSES
 
-TINY = {
+#: overrides of the repository config: a tiny set in one batch (the unit-sized simulator
+#: draws no extra short training exposures)
+TINY = {"qa": {"threads": 2, "presets": {"small": {
     "simulate": {"n_ccd": 6, "ccd_shape": [768, 512], "n_train_per_class": 12,
-                 "n_test_per_class": 5, "n_batches": 1, "include_broken": True},
+                 "n_test_per_class": 5, "n_batches": 1, "include_broken": True,
+                 "short_exposure_fraction_train": None},
     "som": {"n_iter": 15},
     "models": {"epochs": 50, "patience": 10},
-    "threads": 2,
-}
+}}}}
+SEED = 20240607
 
 
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory):
-    from catclean.qa.run import run_stage
+    from catclean.config import default_config
+    from catclean.qa.commands import prepare, train_and_grade
+    from catclean.qa.grading import qa_settings
+    from catclean.runtime import setup_tensorflow
 
+    qa = qa_settings(default_config(TINY))
+    setup_tensorflow(qa["threads"], SEED)
     work = tmp_path_factory.mktemp("qa")
-    res = run_stage(TINY, seed=20240607, workdir=work, log=lambda *a: None)
+    res = train_and_grade(prepare(qa, SEED, work, log=lambda *a: None), SEED,
+                          log=lambda *a: None)
     res["workdir"] = work
+    res["settings"] = qa
     return res
 
 
@@ -84,13 +94,13 @@ def test_som_products(stage):
 
 @pytest.mark.slow
 def test_grader_single_exposure_and_corrupt_file(stage, tmp_path):
-    from catclean.qa.pipeline import Grader
+    from catclean.qa.grading import Grader
 
     w = stage["workdir"]
     stage["stellarity"].save(w / "stel.pkl")
     stage["som"].save(w / "som.npz", unit_cluster=stage["unit_cluster"])
     stage["models"]["M3"].save(w / "M3.keras")
-    grader = Grader(w / "stel.pkl", w / "som.npz", w / "M3.keras", seed=20240607,
+    grader = Grader(w / "stel.pkl", w / "som.npz", w / "M3.keras", stage["settings"], SEED,
                     combiner=stage["metrics"]["M3"]["combiner"])
     ex = stage["exposures"]
     good = ex[(ex["defect"] == "") & (ex["split"] == "test")].iloc[0]

@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 from catclean.catalogs.schema import NATIVE_COLUMNS
+from catclean.cosmology import make_cosmology
 from catclean.sky.fields import host_field
-from catclean.sky.hosts import NSA_COLUMNS, make_cosmology, synthetic_hosts
+from catclean.sky.hosts import NSA_COLUMNS, synthetic_hosts
 from catclean.sky.native import WRITERS
 
 SEED = 7

@@ -31,24 +31,24 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
 
+#: bytes kept per read of a download: an interrupted read loses less than this
+DOWNLOAD_CHUNK = 1 << 16
+
 USER_AGENT = "catclean (https://github.com/catclean; galaxy catalog cleaning pipeline)"
 
-#: keys every service section accepts, with their defaults
-SERVICE_DEFAULTS = {
-    "timeout": 60.0,        # s, connect + read (per request)
-    "retries": 5,           # extra attempts after the first
-    "backoff": 1.0,         # s, first wait; doubles each attempt
-    "backoff_max": 60.0,    # s, cap on one wait (also caps Retry-After)
-    "row_limit": 100000,    # rows, most a single catalog query may return
-    "concurrency": 4,       # parallel requests to this service from one job
-}
+#: connection settings of the ``services`` section: top-level values apply to every
+#: service, ``services.<name>.<key>`` overrides them for one service (defaults in
+#: ``workflow/schemas/services.schema.yaml``)
+SERVICE_KEYS = ("timeout", "retries", "backoff", "backoff_max", "row_limit", "concurrency")
 
 
 class ServiceError(RuntimeError):
@@ -69,29 +69,41 @@ class SchemaError(ValueError):
     """A well-formed response lacks what we asked for (not retried)."""
 
 
+class Transient(RuntimeError):
+    """A failure worth retrying (HTTP 429/5xx, a body cut short), with ``Retry-After``."""
+
+    def __init__(self, reason: str, retry_after: float | None = None):
+        self.reason, self.retry_after = reason, retry_after
+        super().__init__(reason)
+
+
 @dataclass
 class ServiceSettings:
-    """Connection settings of one service (see ``services`` in config/README.md)."""
+    """Connection settings of one service (``services`` in the config schema).
+
+    ``backoff_max`` (no cap), ``row_limit`` (none) and ``concurrency`` (1) have neutral
+    values for a service built by hand; from the config every key is set.
+    """
 
     name: str
     url: str
-    timeout: float = SERVICE_DEFAULTS["timeout"]
-    retries: int = SERVICE_DEFAULTS["retries"]
-    backoff: float = SERVICE_DEFAULTS["backoff"]
-    backoff_max: float = SERVICE_DEFAULTS["backoff_max"]
-    row_limit: int = SERVICE_DEFAULTS["row_limit"]
-    concurrency: int = SERVICE_DEFAULTS["concurrency"]
+    timeout: float
+    retries: int
+    backoff: float
+    backoff_max: float = float("inf")
+    row_limit: int | None = None
+    concurrency: int = 1
     extra: dict = field(default_factory=dict)
 
     @classmethod
-    def from_config(cls, name: str, services: Mapping | None, default_url: str
-                    ) -> ServiceSettings:
-        """Settings of service ``name``: ``services.<name>`` over the ``services`` defaults."""
-        services = dict(services or {})
-        own = dict(services.get(name) or {})
-        vals = {k: own.get(k, services.get(k, v)) for k, v in SERVICE_DEFAULTS.items()}
-        extra = {k: v for k, v in own.items() if k not in SERVICE_DEFAULTS and k != "url"}
-        return cls(name=name, url=str(own.get("url") or default_url).rstrip("/"),
+    def from_config(cls, name: str, services: Mapping) -> ServiceSettings:
+        """Settings of service ``name``: ``services.<name>`` over the top-level values of
+        the resolved ``services`` section (``url`` and the format come from the service's
+        own section)."""
+        own = dict(services[name])
+        vals = {k: own[k] if own.get(k) is not None else services[k] for k in SERVICE_KEYS}
+        extra = {k: v for k, v in own.items() if k not in SERVICE_KEYS and k != "url"}
+        return cls(name=name, url=str(own["url"]).rstrip("/"),
                    timeout=float(vals["timeout"]), retries=int(vals["retries"]),
                    backoff=float(vals["backoff"]), backoff_max=float(vals["backoff_max"]),
                    row_limit=int(vals["row_limit"]), concurrency=max(1, int(vals["concurrency"])),
@@ -100,6 +112,14 @@ class ServiceSettings:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def utc_now() -> str:
@@ -175,6 +195,9 @@ class Fetcher:
         self._session = session
         self._requests = requests
         self.sleep = sleep
+        self._lock = threading.Lock()
+        #: answers this fetcher took from its cache / from the service
+        self.stats: Counter = Counter(from_cache=0, fetched=0)
 
     # -- plumbing ---------------------------------------------------------------------
     @property
@@ -240,7 +263,55 @@ class Fetcher:
         self.sleep(wait)
         return wait
 
-    # -- the one public call ------------------------------------------------------------
+    # -- the one retry policy ----------------------------------------------------------
+    def _retrying(self, url: str, query: str, attempt: Callable[[dict], Any]) -> Any:
+        """Run ``attempt(state)`` until it returns, with the one retry/backoff policy.
+
+        ``attempt`` raises :class:`Transient` (after a 429 or 5xx; with ``Retry-After``),
+        :class:`ParseError` (a malformed or truncated body) or a ``requests`` timeout /
+        connection error to be retried, :class:`SchemaError` or :class:`ServiceError` to
+        fail at once. It records the last HTTP status in ``state["status"]``.
+        """
+        s, req = self.settings, self._requests
+        state: dict = {"status": None}
+        reason = "no attempt made"
+        for n in range(s.retries + 1):
+            retry_after = None
+            try:
+                return attempt(state)
+            except ServiceError:
+                raise
+            except SchemaError as exc:
+                raise ServiceError(s.name, url, state["status"], query, str(exc)) from None
+            except Transient as exc:
+                reason, retry_after = exc.reason, exc.retry_after
+            except ParseError as exc:
+                reason = f"unreadable response: {exc}"
+            except req.exceptions.Timeout as exc:
+                state["status"] = None
+                reason = f"timeout after {s.timeout} s ({type(exc).__name__})"
+            except (req.exceptions.ConnectionError, req.exceptions.ChunkedEncodingError,
+                    req.exceptions.ContentDecodingError) as exc:
+                state["status"] = None
+                reason = f"connection failed or body truncated: {exc}"
+            if n < s.retries:
+                wait = self._wait(n, retry_after)
+                log.warning("%s: attempt %d/%d failed (%s); retrying in %.2f s", s.name,
+                            n + 1, s.retries + 1, reason, wait)
+        raise ServiceError(s.name, url, state["status"], query,
+                           f"failed after {s.retries + 1} attempts; last: {reason}")
+
+    def _check_status(self, resp, state: dict, query: str) -> None:
+        """Record the status; 429/5xx are :class:`Transient`, other 4xx fail at once."""
+        status = state["status"] = resp.status_code
+        if status == 429 or status >= 500:
+            raise Transient(f"HTTP {status} {resp.reason}: {resp.text[:300]!r}",
+                            retry_after_seconds(resp.headers.get("Retry-After")))
+        if status >= 400:
+            raise ServiceError(self.settings.name, resp.url, status, query,
+                               f"HTTP {status} {resp.reason}: {resp.text[:500]!r}")
+
+    # -- requests --------------------------------------------------------------------------
     def fetch(self, url: str, *, parse: Callable[[bytes], Any], query: str = "",
               params: Mapping | None = None, data: Mapping | None = None,
               method: str = "GET", ext: str = "dat") -> Fetched:
@@ -261,52 +332,106 @@ class Fetcher:
                 log.warning("%s: cached answer %s does not parse (%s); refetching",
                             s.name, rec.get("cache_file"), exc)
             else:
+                self._count("from_cache")
                 return Fetched(value, {**rec, "from_cache": True}, body)
-        req = self._requests
-        status: int | None = None
-        reason = "no attempt made"
-        for attempt in range(s.retries + 1):
-            retry_after = None
-            try:
-                resp = self.session.request(method, url, params=params, data=data,
-                                            timeout=s.timeout)
-                status = resp.status_code
-                if status == 429 or status >= 500:
-                    retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
-                    reason = f"HTTP {status} {resp.reason}: {resp.text[:300]!r}"
-                elif status >= 400:
-                    raise ServiceError(s.name, resp.url, status, query,
-                                       f"HTTP {status} {resp.reason}: {resp.text[:500]!r}")
-                else:
-                    body = resp.content
-                    expected = resp.headers.get("Content-Length")
-                    if (expected is not None and "Content-Encoding" not in resp.headers
-                            and expected.isdigit() and int(expected) != len(body)):
-                        raise ParseError(f"truncated body: {len(body)} of {expected} bytes")
-                    value = parse(body)
-                    rec = {"service": s.name, "release": self.release, "url": resp.url,
-                           "base_url": url, "query": query,
-                           "params": {str(k): str(v) for k, v in (params or {}).items()},
-                           "data": {str(k): str(v) for k, v in (data or {}).items()},
-                           "method": method.upper(), "status": status,
-                           "query_sha256": key, "sha256": sha256_bytes(body),
-                           "bytes": len(body), "fetched_utc": utc_now()}
-                    rec = self._store(key, ext, body, rec)
-                    return Fetched(value, {**rec, "from_cache": False}, body)
-            except ServiceError:
-                raise
-            except SchemaError as exc:
-                raise ServiceError(s.name, url, status, query, str(exc)) from None
-            except ParseError as exc:
-                reason = f"unreadable response: {exc}"
-            except req.exceptions.Timeout as exc:
-                status, reason = None, f"timeout after {s.timeout} s ({type(exc).__name__})"
-            except (req.exceptions.ConnectionError, req.exceptions.ChunkedEncodingError,
-                    req.exceptions.ContentDecodingError) as exc:
-                status, reason = None, f"connection failed or body truncated: {exc}"
-            if attempt < s.retries:
-                wait = self._wait(attempt, retry_after)
-                log.warning("%s: attempt %d/%d failed (%s); retrying in %.2f s", s.name,
-                            attempt + 1, s.retries + 1, reason, wait)
-        raise ServiceError(s.name, url, status, query,
-                           f"failed after {s.retries + 1} attempts; last: {reason}")
+
+        def attempt(state: dict) -> Fetched:
+            resp = self.session.request(method, url, params=params, data=data,
+                                        timeout=s.timeout)
+            self._check_status(resp, state, query)
+            body = resp.content
+            expected = resp.headers.get("Content-Length")
+            if (expected is not None and "Content-Encoding" not in resp.headers
+                    and expected.isdigit() and int(expected) != len(body)):
+                raise ParseError(f"truncated body: {len(body)} of {expected} bytes")
+            value = parse(body)
+            rec = {"service": s.name, "release": self.release, "url": resp.url,
+                   "base_url": url, "query": query,
+                   "params": {str(k): str(v) for k, v in (params or {}).items()},
+                   "data": {str(k): str(v) for k, v in (data or {}).items()},
+                   "method": method.upper(), "status": state["status"],
+                   "query_sha256": key, "sha256": sha256_bytes(body),
+                   "bytes": len(body), "fetched_utc": utc_now()}
+            rec = self._store(key, ext, body, rec)
+            self._count("fetched")
+            return Fetched(value, {**rec, "from_cache": False}, body)
+
+        return self._retrying(url, query, attempt)
+
+    def download(self, url: str, dest: str | os.PathLike,
+                 expected_sha256: str | None = None) -> dict:
+        """Download a (large) file ``url`` to ``dest`` once, resuming with HTTP ``Range``.
+
+        The bytes go to ``<dest>.part``, appended to after an interruption, and the file
+        appears as ``dest`` only when complete (rename); its sidecar ``<dest>.json``
+        (url, sha256, bytes, fetched_utc) is written after it. A later call returns the
+        sidecar without a request (unless ``refetch``). Retries follow the same policy
+        as :meth:`fetch`; a body shorter than its ``Content-Length`` is resumed.
+
+        Raises
+        ------
+        ServiceError
+            After the retries, on a client error, or when the sha256 differs from
+            ``expected_sha256`` (the partial file is then removed).
+        ValueError
+            A completed download's recorded sha256 differs from ``expected_sha256``.
+        """
+        s = self.settings
+        dest = Path(dest)
+        side = dest.with_name(dest.name + ".json")
+        if dest.exists() and side.exists() and not self.refetch:
+            rec = json.loads(side.read_text())
+            if expected_sha256 and rec.get("sha256") != expected_sha256:
+                raise ValueError(f"{s.name} file {dest}: recorded sha256 {rec.get('sha256')} "
+                                 f"differs from the expected {expected_sha256}; delete it or "
+                                 "fix the config")
+            return rec
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        part = dest.with_name(dest.name + ".part")
+        if self.refetch and part.exists():
+            part.unlink()
+        query = "GET " + url
+
+        def attempt(state: dict) -> None:
+            have = part.stat().st_size if part.exists() else 0
+            headers = {"Range": f"bytes={have}-"} if have else {}
+            with self.session.get(url, headers=headers, stream=True,
+                                  timeout=s.timeout) as r:
+                if r.status_code == 416 and have:  # already complete
+                    state["status"] = r.status_code
+                    return
+                self._check_status(r, state, query)
+                mode = "ab" if (r.status_code == 206 and have) else "wb"
+                total = r.headers.get("Content-Length")
+                total = int(total) + (have if mode == "ab" else 0) if total else None
+                with open(part, mode) as fh:
+                    for block in r.iter_content(DOWNLOAD_CHUNK):
+                        fh.write(block)
+            size = part.stat().st_size
+            if total is not None and size < total:
+                raise Transient(f"truncated: {size} of {total} bytes (resuming)")
+
+        self._retrying(url, query, attempt)
+        digest = sha256_file(part)
+        if expected_sha256 and digest != expected_sha256:
+            part.unlink()
+            raise ServiceError(s.name, url, None, query, f"checksum mismatch: got sha256 "
+                               f"{digest}, expected {expected_sha256}")
+        os.replace(part, dest)
+        rec = {"url": url, "sha256": digest, "bytes": dest.stat().st_size,
+               "fetched_utc": utc_now()}
+        atomic_write_bytes(side, json.dumps(rec, indent=1).encode())
+        self._count("fetched")
+        return rec
+
+    # -- concurrency -----------------------------------------------------------------------
+    def map(self, fn: Callable[[Any], Any], items: Iterable) -> Iterator:
+        """``fn`` over ``items`` on the service's bounded pool (``concurrency`` threads),
+        results in the order of ``items``."""
+        with ThreadPoolExecutor(max_workers=self.settings.concurrency,
+                                thread_name_prefix=self.settings.name) as pool:
+            yield from pool.map(fn, items)
+
+    def _count(self, what: str) -> None:
+        with self._lock:
+            self.stats[what] += 1

@@ -9,15 +9,12 @@ rule assemble:
         catalog=directory(f"{RESULTS}/catalog/survey={{survey}}"),
         cutflow=f"{RESULTS}/cutflow/{{survey}}.csv",
     params:
-        survey=lambda wc: wc.survey,
         release=lambda wc: RELEASE[wc.survey],
         columns=list(CATALOG_COLUMNS),
-        nside=config["partition"]["nside"],
-        # provenance of one survey's catalog: its own survey entry only, so changing
-        # another survey's release does not rerun this assembly
-        config=lambda wc: {**config, "surveys": {wc.survey: config["surveys"][wc.survey]}},
+        config_digest=catalog_config_digest,
+        seed=config["seed"],
     log:
-        f"{RESULTS}/logs/assemble/{{survey}}.log",
+        f"{LOGS}/assemble/{{survey}}.log",
     conda:
         "../../envs/catalogs.yaml"
     script:
@@ -26,12 +23,12 @@ rule assemble:
 
 rule catalog_done:
     input:
-        expand(f"{RESULTS}/catalog/survey={{survey}}", survey=SURVEYS),
+        expand(rules.assemble.output.catalog, survey=SURVEYS),
     output:
         touch(f"{RESULTS}/catalog/_SUCCESS"),
     log:
-        f"{RESULTS}/logs/catalog_done.log",
+        f"{LOGS}/catalog_done.log",
     conda:
         "../../envs/catalogs.yaml"
     shell:
-        "ls {input} > {log}"
+        "ls {input:q} > {log:q}"

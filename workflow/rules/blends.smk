@@ -1,14 +1,15 @@
 # Photometry of blended pairs (paper 002, Boucaud et al.): GalSim galaxies -> blends ->
 # blend2flux / U-Net / blend2mask2flux vs the sep cold/hot baseline -> metrics + plots,
 # and deblended fluxes for catalog sources flagged as blended. See docs/blends.md.
+# Every rule calls one function of catclean.blends.stage.
 
-from catclean.blends.settings import resolve as _blends_resolve
+from catclean.blends import settings as blends_settings
 
-BLENDS = config.get("blends", {})
-BLENDS_SETTINGS = _blends_resolve(BLENDS)  # preset sizes + sim + pairing + baseline only
+BLENDS = config["blends"]
+BLENDS_SETTINGS = blends_settings.stage_settings(config)
 BLENDS_DIR = f"{RESULTS}/blends/_sim"
 BLENDS_MODELS = f"{RESULTS}/blends/_models"
-BLENDS_MODEL = BLENDS.get("apply_model", "blend2flux")
+BLENDS_METRICS = f"{RESULTS}/blends/_metrics"
 
 
 rule make_blends:
@@ -23,50 +24,50 @@ rule make_blends:
             category="Blends",
         ),
     params:
-        settings=BLENDS_SETTINGS,
+        settings=blends_settings.select(BLENDS_SETTINGS, blends_settings.SIMULATION_KEYS),
         seed=config["seed"],
     log:
-        f"{RESULTS}/logs/blends/make_blends.log",
+        f"{LOGS}/blends/make_blends.log",
     benchmark:
-        f"{RESULTS}/benchmarks/blends/make_blends.tsv"
+        f"{BENCHMARKS}/blends/make_blends.tsv"
     conda:
         "../../envs/sky.yaml"
     script:
-        "../../scripts/blends_make.py"
+        "../../scripts/make_blends.py"
 
 
 rule train_blend_models:
     input:
-        train=f"{BLENDS_DIR}/train.npz",
-        val=f"{BLENDS_DIR}/val.npz",
+        train=rules.make_blends.output.train,
+        val=rules.make_blends.output.val,
     output:
         blend2flux=f"{BLENDS_MODELS}/blend2flux.keras",
         unet=f"{BLENDS_MODELS}/unet.keras",
         blend2mask2flux=f"{BLENDS_MODELS}/blend2mask2flux.keras",
         history=f"{BLENDS_MODELS}/history.json",
     params:
-        settings=BLENDS_SETTINGS,
+        settings=blends_settings.select(BLENDS_SETTINGS, blends_settings.TRAINING_KEYS),
         seed=config["seed"],
-    threads: BLENDS.get("threads", 2)
+    threads: BLENDS["threads"]
     log:
-        f"{RESULTS}/logs/blends/train_blend_models.log",
+        f"{LOGS}/blends/train_blend_models.log",
     benchmark:
-        f"{RESULTS}/benchmarks/blends/train_blend_models.tsv"
+        f"{BENCHMARKS}/blends/train_blend_models.tsv"
     conda:
         "../../envs/ml.yaml"
     script:
-        "../../scripts/blends_train.py"
+        "../../scripts/train_blend_models.py"
 
 
 rule evaluate_blends:
     input:
-        test=f"{BLENDS_DIR}/test.npz",
-        blend2flux=f"{BLENDS_MODELS}/blend2flux.keras",
-        unet=f"{BLENDS_MODELS}/unet.keras",
-        blend2mask2flux=f"{BLENDS_MODELS}/blend2mask2flux.keras",
+        test=rules.make_blends.output.test,
+        blend2flux=rules.train_blend_models.output.blend2flux,
+        unet=rules.train_blend_models.output.unet,
+        blend2mask2flux=rules.train_blend_models.output.blend2mask2flux,
     output:
-        metrics=f"{RESULTS}/blends/_metrics/metrics.json",
-        csv=f"{RESULTS}/blends/_metrics/metrics.csv",
+        metrics=f"{BLENDS_METRICS}/metrics.json",
+        csv=f"{BLENDS_METRICS}/metrics.csv",
         html=report(
             f"{RESULTS}/report/blends_metrics.html",
             caption="../report/blends_metrics.rst",
@@ -98,47 +99,47 @@ rule evaluate_blends:
             category="Blends",
         ),
     params:
-        settings=BLENDS_SETTINGS,
-    threads: BLENDS.get("threads", 2)
+        settings=blends_settings.select(BLENDS_SETTINGS, blends_settings.EVALUATION_KEYS),
+    threads: BLENDS["threads"]
     log:
-        f"{RESULTS}/logs/blends/evaluate_blends.log",
+        f"{LOGS}/blends/evaluate_blends.log",
     benchmark:
-        f"{RESULTS}/benchmarks/blends/evaluate_blends.tsv"
+        f"{BENCHMARKS}/blends/evaluate_blends.tsv"
     conda:
         "../../envs/ml.yaml"
     script:
-        "../../scripts/blends_evaluate.py"
+        "../../scripts/evaluate_blends.py"
 
 
 rule deblend:
     input:
-        cuts=f"{RESULTS}/cuts/{{survey}}/{{release}}/hpx={{hpx}}.parquet",
-        store=f"{RESULTS}/cutouts/{{survey}}/{{release}}/hpx={{hpx}}/grz",
-        model=f"{BLENDS_MODELS}/{BLENDS_MODEL}.keras",
+        cuts=partition_path("cuts"),
+        store=rules.cutouts.output.grz,
+        model=getattr(rules.train_blend_models.output, BLENDS["apply_model"]),
     output:
-        f"{RESULTS}/blends/{{survey}}/{{release}}/hpx={{hpx}}.parquet",
+        partition_path("blends"),
     params:
-        apply=BLENDS.get("apply", {}),
-        pixel_scale=BLENDS_SETTINGS["sim"].get("pixel_scale", 0.262),
-        model_name=BLENDS_MODEL,
+        apply=BLENDS["apply"],
+        pixel_scale=BLENDS_SETTINGS["sim"]["pixel_scale"],
+        model_name=BLENDS["apply_model"],
     threads: 1
     log:
-        f"{RESULTS}/logs/blends/deblend_{{survey}}_{{release}}_{{hpx}}.log",
+        f"{LOGS}/blends/deblend_{{survey}}_{{release}}_{{hpx}}.log",
     conda:
         "../../envs/ml.yaml"
     script:
-        "../../scripts/blends_deblend.py"
+        "../../scripts/deblend.py"
 
 
-if BLENDS.get("enabled", False):
-    CATALOG_COLUMNS["blends"] = f"{RESULTS}/blends/{{survey}}/{{release}}/hpx={{hpx}}.parquet"
+if BLENDS["enabled"]:
+    CATALOG_COLUMNS["blends"] = partition_path("blends")
     ALL_TARGETS += [
-        f"{RESULTS}/blends/_metrics/metrics.json",
-        f"{RESULTS}/report/blends_metrics.html",
-        f"{RESULTS}/report/blends_fig5.png",
-        f"{RESULTS}/report/blends_fig6.png",
-        f"{RESULTS}/report/blends_fig7.png",
-        f"{RESULTS}/report/blends_fig8.png",
-        f"{RESULTS}/report/blends_iou.png",
-        f"{RESULTS}/report/blends_examples.png",
+        rules.evaluate_blends.output.metrics,
+        rules.evaluate_blends.output.html,
+        rules.evaluate_blends.output.fig5,
+        rules.evaluate_blends.output.fig6,
+        rules.evaluate_blends.output.fig7,
+        rules.evaluate_blends.output.fig8,
+        rules.evaluate_blends.output.fig_iou,
+        rules.make_blends.output.examples,
     ]

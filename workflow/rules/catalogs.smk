@@ -2,21 +2,24 @@
 # common schema. The synthetic provider first renders each host field and runs detection.
 
 
+include: "catalog_inputs.smk"
+
+
 rule render_field:
     input:
-        hosts=f"{RESULTS}/hosts/hosts.parquet",
+        hosts=rules.hosts.output.hosts,
     output:
         image=f"{RESULTS}/fields/{{survey}}/{{release}}/{{host}}.fits",
         detections=f"{RESULTS}/fields/{{survey}}/{{release}}/{{host}}_detections.parquet",
     params:
-        sky=config.get("sky", {}),
+        sky=config["sky"],
         seed=config["seed"],
         radius_kpc=config["association"]["radius_kpc"],
         cosmology=config["cosmology"],
     log:
-        f"{RESULTS}/logs/render_field/{{survey}}_{{release}}_{{host}}.log",
+        f"{LOGS}/render_field/{{survey}}_{{release}}_{{host}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/render_field/{{survey}}_{{release}}_{{host}}.tsv"
+        f"{BENCHMARKS}/render_field/{{survey}}_{{release}}_{{host}}.tsv"
     conda:
         "../../envs/sky.yaml"
     script:
@@ -27,16 +30,14 @@ rule query_catalog:
     input:
         unpack(query_inputs),
     output:
-        f"{RESULTS}/raw/{{survey}}/{{release}}/hpx={{hpx}}.parquet",
+        partition_path("raw"),
     params:
         survey=lambda wc: config["surveys"][wc.survey],
-        services=config.get("services", {}),
+        services=lambda wc: SERVICES if is_live(wc.survey) else None,
         nside=config["partition"]["nside"],
-        radius_kpc=config["association"]["radius_kpc"],
-        cosmology=config["cosmology"],
         seed=config["seed"],
     log:
-        f"{RESULTS}/logs/query_catalog/{{survey}}_{{release}}_{{hpx}}.log",
+        f"{LOGS}/query_catalog/{{survey}}_{{release}}_{{hpx}}.log",
     conda:
         "../../envs/catalogs.yaml"
     script:
@@ -45,11 +46,13 @@ rule query_catalog:
 
 rule normalize:
     input:
-        f"{RESULTS}/raw/{{survey}}/{{release}}/hpx={{hpx}}.parquet",
+        rules.query_catalog.output[0],
     output:
-        f"{RESULTS}/normalized/{{survey}}/{{release}}/hpx={{hpx}}.parquet",
+        partition_path("normalized"),
+    params:
+        nside=config["partition"]["nside"],
     log:
-        f"{RESULTS}/logs/normalize/{{survey}}_{{release}}_{{hpx}}.log",
+        f"{LOGS}/normalize/{{survey}}_{{release}}_{{hpx}}.log",
     conda:
         "../../envs/catalogs.yaml"
     script:

@@ -1,27 +1,24 @@
-# Shared helpers: config validation, paths, partition bookkeeping, and the two
-# registries every stage uses to plug into the workflow:
-#   CATALOG_COLUMNS[name] = path pattern with {survey}, {release}, {hpx}: one Parquet per
-#       partition with `source_id` and the stage's new columns (one row per source);
-#       `assemble` left-joins them onto the cut catalog and checks that rows balance.
+# Shared workflow glue: the resolved config, path patterns, partition bookkeeping, and the
+# two registries every stage uses to plug into the workflow (docs/architecture.md):
+#   CATALOG_COLUMNS[name] = partition_path(name): one Parquet per partition with
+#       `source_id` and the stage's new columns (one row per source); `assemble`
+#       left-joins them onto the cut catalog and checks that rows balance.
 #   ALL_TARGETS: extra final products (plots, metrics, QA tables) for `rule all`.
 import json
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # works without `pip install -e .` too
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
-from catclean.config import ConfigError, validate_config
+from catclean.config import ConfigError, preset_settings, validate_config
 
+# the one validation: fills every schema default (presets included) into `config`
 try:
-    validate_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
+    validate_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
 except ConfigError as exc:
     raise WorkflowError(f"catclean: {exc}") from None
-validate(config, "../schemas/config.schema.yaml")
 
 RESULTS = f"{config['results_dir']}/{config['run_name']}"
+LOGS = f"{RESULTS}/logs"
+BENCHMARKS = f"{RESULTS}/benchmarks"
 SURVEYS = [name for name, spec in config["surveys"].items() if spec["enabled"]]
 RELEASE = {name: config["surveys"][name]["release"] for name in SURVEYS}
 CATALOG_COLUMNS = {}
@@ -33,6 +30,11 @@ wildcard_constraints:
     release="[a-z0-9_]+",
     hpx=r"\d+",
     host=r"\d+",
+
+
+def partition_path(stage):
+    """The one per-partition path pattern: `{RESULTS}/<stage>/<survey>/<release>/hpx=<p>.parquet`."""
+    return f"{RESULTS}/{stage}/{{survey}}/{{release}}/hpx={{hpx}}.parquet"
 
 
 def partition_plan():
@@ -59,26 +61,21 @@ def survey_partitions(pattern):
     return _inner
 
 
-def query_inputs(wildcards):
-    """Synthetic provider: the detection catalogs of host fields touching the partition."""
-    inputs = {"hosts": f"{RESULTS}/hosts/hosts.parquet", "plan": f"{RESULTS}/hosts/plan.json"}
-    if config["surveys"][wildcards.survey]["provider"] == "synthetic":
-        hosts = partition_plan()["fields"].get(wildcards.hpx, [])
-        inputs["fields"] = expand(
-            f"{RESULTS}/fields/{{survey}}/{{release}}/{{host}}_detections.parquet",
-            survey=wildcards.survey,
-            release=wildcards.release,
-            host=hosts,
+def all_survey_partitions(stage):
+    """Every partition file of `stage` over every enabled survey."""
+    return [
+        path
+        for survey in SURVEYS
+        for path in expand(
+            partition_path(stage), survey=survey, release=RELEASE[survey], hpx=partitions()
         )
-    return inputs
+    ]
 
 
 def assemble_inputs(wildcards):
     inputs = {
-        "cuts": survey_partitions(
-            f"{RESULTS}/cuts/{{survey}}/{{release}}/hpx={{hpx}}.parquet"
-        )(wildcards),
-        "hosts": f"{RESULTS}/hosts/hosts.parquet",
+        "cuts": survey_partitions(partition_path("cuts"))(wildcards),
+        "hosts": rules.hosts.output.hosts,
     }
     for name, pattern in CATALOG_COLUMNS.items():
         inputs[name] = survey_partitions(pattern)(wildcards)
@@ -86,6 +83,9 @@ def assemble_inputs(wildcards):
 
 
 def all_targets(wildcards):
-    targets = [f"{RESULTS}/catalog/_SUCCESS", f"{RESULTS}/report/cutflow.html"]
-    targets += [f"{RESULTS}/report/sky.png"]
+    targets = [
+        rules.catalog_done.output[0],
+        rules.cutflow_report.output[0],
+        rules.sky_plot.output[0],
+    ]
     return targets + ALL_TARGETS

@@ -3,32 +3,32 @@
 # cube at 0.262"/pix in nanomaggies (blends stage), as sharded CutoutStores.
 # Synthetic surveys: resampled from the rendered *Legacy* field of the source's host (the
 # cutout imaging is always Legacy, also for SDSS / PS1 sources). Live surveys: the Legacy
-# viewer through catclean.cutouts.legacy_client (bounded pool, on-disk cache). See
-# docs/cutouts.md.
-
-from catclean.cutouts.smk import cutout_provider, cutouts_inputs
-
-CUTOUTS = config.get("cutouts", {})
+# viewer (catclean.catalogs.services.legacy_viewer) through the services' one fetcher
+# (bounded pool, on-disk cache under services.cache_dir). See docs/cutouts.md.
 
 
 rule cutouts:
     input:
-        unpack(lambda wc: cutouts_inputs(wc, config, RESULTS, partition_plan())),
+        unpack(cutouts_inputs),
     output:
-        rgb=directory(f"{RESULTS}/cutouts/{{survey}}/{{release}}/hpx={{hpx}}/rgb"),
-        grz=directory(f"{RESULTS}/cutouts/{{survey}}/{{release}}/hpx={{hpx}}/grz"),
-        status=f"{RESULTS}/cutouts/{{survey}}/{{release}}/hpx={{hpx}}/status.parquet",
+        rgb=directory(f"{CUTOUT_DIR}/rgb"),
+        grz=directory(f"{CUTOUT_DIR}/grz"),
+        status=f"{CUTOUT_DIR}/status.parquet",
     params:
-        cutouts=CUTOUTS,
-        provider=lambda wc: cutout_provider(config, wc.survey),
-        services=config.get("services", {}),
-        legacy_release=config["surveys"].get("legacy", {}).get("release", "dr9"),
+        spec={key: CUTOUTS[key] for key in SPEC_KEYS},
+        provider=lambda wc: cutout_provider(wc.survey),
+        services=lambda wc: SERVICES if cutout_provider(wc.survey) == "live" else None,
+        imaging_release=lambda wc: (
+            config["surveys"][CUTOUTS["imaging_survey"]]["release"]
+            if cutout_provider(wc.survey) == "live"
+            else None
+        ),
         seed=config["seed"],
     threads: 1
     log:
-        f"{RESULTS}/logs/cutouts/{{survey}}_{{release}}_{{hpx}}.log",
+        f"{LOGS}/cutouts/{{survey}}_{{release}}_{{hpx}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/cutouts/{{survey}}_{{release}}_{{hpx}}.tsv"
+        f"{BENCHMARKS}/cutouts/{{survey}}_{{release}}_{{hpx}}.tsv"
     conda:
         "../../envs/sky.yaml"
     script:

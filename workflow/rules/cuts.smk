@@ -4,17 +4,17 @@
 
 rule cuts:
     input:
-        catalog=f"{RESULTS}/normalized/{{survey}}/{{release}}/hpx={{hpx}}.parquet",
-        hosts=f"{RESULTS}/hosts/hosts.parquet",
+        catalog=rules.normalize.output[0],
+        hosts=rules.hosts.output.hosts,
     output:
-        f"{RESULTS}/cuts/{{survey}}/{{release}}/hpx={{hpx}}.parquet",
+        partition_path("cuts"),
     params:
         cuts=config["cuts"],
         radius_kpc=config["association"]["radius_kpc"],
         cosmology=config["cosmology"],
     log:
-        f"{RESULTS}/logs/cuts/{{survey}}_{{release}}_{{hpx}}.log",
+        f"{LOGS}/cuts/{{survey}}_{{release}}_{{hpx}}.log",
     conda:
         "../../envs/catalogs.yaml"
     script:
-        "../../scripts/apply_cuts.py"
+        "../../scripts/cuts.py"

@@ -12,7 +12,7 @@ checkpoint hosts:
         nside=config["partition"]["nside"],
         seed=config["seed"],
     log:
-        f"{RESULTS}/logs/hosts.log",
+        f"{LOGS}/hosts.log",
     conda:
         "../../envs/catalogs.yaml"
     script:

@@ -1,15 +1,15 @@
 # qa stage: CFHT MegaCam image-quality grading (paper 000, Teimoorinia et al.).
-# make_exposures -> extract_sources -> train_qa_stellarity -> train_qa_som
-#   -> representatives -> train_qa_cnn -> grade_exposures -> report plots
-# Independent of the catalog stages. Outputs under {RESULTS}/qa/. See docs/qa.md.
+# qa_make_exposures -> qa_extract_sources -> qa_train_stellarity -> qa_train_som
+#   -> qa_representatives -> qa_train_cnn -> qa_grade_exposures -> qa_report
+# Independent of the catalog stages. Outputs under {RESULTS}/qa/. Each script calls one
+# function of catclean.qa.grading. See docs/qa.md.
 
-from catclean.qa.run import qa_config
-
-QA = qa_config(config.get("qa", {}))  # defaults and 'preset: paper' overrides
-
-if QA.get("enabled", False):
+if config["qa"]["enabled"]:
     QA_DIR = f"{RESULTS}/qa"
-    QA_BATCHES = list(range(int(QA["simulate"]["n_batches"])))
+    QA_PRESET = preset_settings(config, "qa")  # the sized sections: simulate, som, models
+    QA_BATCHES = list(range(int(QA_PRESET["simulate"]["n_batches"])))
+    QA_GRADE = config["qa"]["grade"]
+    QA_THREADS = config["qa"]["threads"]
 
     wildcard_constraints:
         qabatch=r"\d+",
@@ -20,12 +20,12 @@ if QA.get("enabled", False):
             exposures=f"{QA_DIR}/exposures/b{{qabatch}}.parquet",
             truth=f"{QA_DIR}/exposures/b{{qabatch}}_truth.parquet",
         params:
-            qa=QA,
+            simulate=QA_PRESET["simulate"],
             seed=config["seed"],
         log:
-            f"{QA_DIR}/logs/make_exposures_b{{qabatch}}.log",
+            f"{LOGS}/qa/qa_make_exposures_b{{qabatch}}.log",
         benchmark:
-            f"{QA_DIR}/benchmarks/make_exposures_b{{qabatch}}.tsv"
+            f"{BENCHMARKS}/qa/qa_make_exposures_b{{qabatch}}.tsv"
         conda:
             "../../envs/sky.yaml"
         script:
@@ -33,19 +33,20 @@ if QA.get("enabled", False):
 
     rule qa_extract_sources:
         input:
-            fits=f"{QA_DIR}/exposures/b{{qabatch}}",
-            exposures=f"{QA_DIR}/exposures/b{{qabatch}}.parquet",
-            truth=f"{QA_DIR}/exposures/b{{qabatch}}_truth.parquet",
+            fits=rules.qa_make_exposures.output.fits,
+            exposures=rules.qa_make_exposures.output.exposures,
+            truth=rules.qa_make_exposures.output.truth,
         output:
             ccds=f"{QA_DIR}/sources/b{{qabatch}}_ccds.parquet",
             sources=f"{QA_DIR}/sources/b{{qabatch}}.parquet",
             failures=f"{QA_DIR}/sources/b{{qabatch}}_failures.parquet",
         params:
-            qa=QA,
+            extract=config["qa"]["extract"],
+            pixel_scale=QA_PRESET["simulate"]["pixel_scale"],
         log:
-            f"{QA_DIR}/logs/extract_sources_b{{qabatch}}.log",
+            f"{LOGS}/qa/qa_extract_sources_b{{qabatch}}.log",
         benchmark:
-            f"{QA_DIR}/benchmarks/extract_sources_b{{qabatch}}.tsv"
+            f"{BENCHMARKS}/qa/qa_extract_sources_b{{qabatch}}.tsv"
         conda:
             "../../envs/sky.yaml"
         script:
@@ -53,8 +54,8 @@ if QA.get("enabled", False):
 
     rule qa_train_stellarity:
         input:
-            sources=expand(f"{QA_DIR}/sources/b{{qabatch}}.parquet", qabatch=QA_BATCHES),
-            exposures=expand(f"{QA_DIR}/exposures/b{{qabatch}}.parquet", qabatch=QA_BATCHES),
+            sources=expand(rules.qa_extract_sources.output.sources, qabatch=QA_BATCHES),
+            exposures=expand(rules.qa_make_exposures.output.exposures, qabatch=QA_BATCHES),
         output:
             model=f"{QA_DIR}/models/stellarity.pkl",
             metrics=f"{QA_DIR}/metrics/stellarity.json",
@@ -64,10 +65,10 @@ if QA.get("enabled", False):
                 category="QA",
             ),
         params:
-            qa=QA,
+            backend=config["qa"]["extract"]["backend"],
             seed=config["seed"],
         log:
-            f"{QA_DIR}/logs/train_stellarity.log",
+            f"{LOGS}/qa/qa_train_stellarity.log",
         conda:
             "../../envs/ml.yaml"
         script:
@@ -75,9 +76,9 @@ if QA.get("enabled", False):
 
     rule qa_train_som:
         input:
-            sources=expand(f"{QA_DIR}/sources/b{{qabatch}}.parquet", qabatch=QA_BATCHES),
-            exposures=expand(f"{QA_DIR}/exposures/b{{qabatch}}.parquet", qabatch=QA_BATCHES),
-            stellarity=f"{QA_DIR}/models/stellarity.pkl",
+            sources=expand(rules.qa_extract_sources.output.sources, qabatch=QA_BATCHES),
+            exposures=expand(rules.qa_make_exposures.output.exposures, qabatch=QA_BATCHES),
+            stellarity=rules.qa_train_stellarity.output.model,
         output:
             som=f"{QA_DIR}/models/som.npz",
             hitmap=report(
@@ -91,13 +92,13 @@ if QA.get("enabled", False):
                 category="QA",
             ),
         params:
-            qa=QA,
+            som=QA_PRESET["som"],
             seed=config["seed"],
-        threads: 2
+        threads: QA_THREADS
         log:
-            f"{QA_DIR}/logs/train_som.log",
+            f"{LOGS}/qa/qa_train_som.log",
         benchmark:
-            f"{QA_DIR}/benchmarks/train_som.tsv"
+            f"{BENCHMARKS}/qa/qa_train_som.tsv"
         conda:
             "../../envs/ml.yaml"
         script:
@@ -105,20 +106,20 @@ if QA.get("enabled", False):
 
     rule qa_representatives:
         input:
-            fits=f"{QA_DIR}/exposures/b{{qabatch}}",
-            exposures=f"{QA_DIR}/exposures/b{{qabatch}}.parquet",
-            ccds=f"{QA_DIR}/sources/b{{qabatch}}_ccds.parquet",
-            sources=f"{QA_DIR}/sources/b{{qabatch}}.parquet",
-            som=f"{QA_DIR}/models/som.npz",
-            stellarity=f"{QA_DIR}/models/stellarity.pkl",
+            fits=rules.qa_make_exposures.output.fits,
+            exposures=rules.qa_make_exposures.output.exposures,
+            ccds=rules.qa_extract_sources.output.ccds,
+            sources=rules.qa_extract_sources.output.sources,
+            som=rules.qa_train_som.output.som,
+            stellarity=rules.qa_train_stellarity.output.model,
         output:
             reps=f"{QA_DIR}/representatives/b{{qabatch}}.npz",
             clusters=f"{QA_DIR}/representatives/b{{qabatch}}_sources.parquet",
         params:
-            qa=QA,
+            stamp=config["qa"]["stamp"],
             seed=config["seed"],
         log:
-            f"{QA_DIR}/logs/representatives_b{{qabatch}}.log",
+            f"{LOGS}/qa/qa_representatives_b{{qabatch}}.log",
         conda:
             "../../envs/ml.yaml"
         script:
@@ -126,8 +127,8 @@ if QA.get("enabled", False):
 
     rule qa_train_cnn:
         input:
-            reps=expand(f"{QA_DIR}/representatives/b{{qabatch}}.npz", qabatch=QA_BATCHES),
-            exposures=expand(f"{QA_DIR}/exposures/b{{qabatch}}.parquet", qabatch=QA_BATCHES),
+            reps=expand(rules.qa_representatives.output.reps, qabatch=QA_BATCHES),
+            exposures=expand(rules.qa_make_exposures.output.exposures, qabatch=QA_BATCHES),
         output:
             m1=f"{QA_DIR}/models/M1.keras",
             m2=f"{QA_DIR}/models/M2.keras",
@@ -139,13 +140,14 @@ if QA.get("enabled", False):
                 category="QA",
             ),
         params:
-            qa=QA,
+            models=QA_PRESET["models"],
+            combine=QA_GRADE["combine"],
             seed=config["seed"],
-        threads: 2
+        threads: QA_THREADS
         log:
-            f"{QA_DIR}/logs/train_cnn.log",
+            f"{LOGS}/qa/qa_train_cnn.log",
         benchmark:
-            f"{QA_DIR}/benchmarks/train_cnn.tsv"
+            f"{BENCHMARKS}/qa/qa_train_cnn.tsv"
         conda:
             "../../envs/ml.yaml"
         script:
@@ -153,26 +155,23 @@ if QA.get("enabled", False):
 
     rule qa_grade_exposures:
         input:
-            reps=expand(f"{QA_DIR}/representatives/b{{qabatch}}.npz", qabatch=QA_BATCHES),
-            clusters=expand(
-                f"{QA_DIR}/representatives/b{{qabatch}}_sources.parquet", qabatch=QA_BATCHES
-            ),
-            exposures=expand(f"{QA_DIR}/exposures/b{{qabatch}}.parquet", qabatch=QA_BATCHES),
-            ccds=expand(f"{QA_DIR}/sources/b{{qabatch}}_ccds.parquet", qabatch=QA_BATCHES),
-            sources=expand(f"{QA_DIR}/sources/b{{qabatch}}.parquet", qabatch=QA_BATCHES),
-            failures=expand(
-                f"{QA_DIR}/sources/b{{qabatch}}_failures.parquet", qabatch=QA_BATCHES
-            ),
-            model=f"{QA_DIR}/models/{QA['grade']['model']}.keras",
-            metrics=f"{QA_DIR}/metrics/models.json",
+            reps=expand(rules.qa_representatives.output.reps, qabatch=QA_BATCHES),
+            clusters=expand(rules.qa_representatives.output.clusters, qabatch=QA_BATCHES),
+            exposures=expand(rules.qa_make_exposures.output.exposures, qabatch=QA_BATCHES),
+            ccds=expand(rules.qa_extract_sources.output.ccds, qabatch=QA_BATCHES),
+            sources=expand(rules.qa_extract_sources.output.sources, qabatch=QA_BATCHES),
+            failures=expand(rules.qa_extract_sources.output.failures, qabatch=QA_BATCHES),
+            model=getattr(rules.qa_train_cnn.output, QA_GRADE["model"].lower()),
+            metrics=rules.qa_train_cnn.output.metrics,
         output:
             grades=f"{QA_DIR}/grades.parquet",
         params:
-            qa=QA,
+            grade={k: QA_GRADE[k] for k in ("model", "fwhm_max", "ell_max")},
+            pixel_scale=QA_PRESET["simulate"]["pixel_scale"],
             seed=config["seed"],
-        threads: 2
+        threads: QA_THREADS
         log:
-            f"{QA_DIR}/logs/grade_exposures.log",
+            f"{LOGS}/qa/qa_grade_exposures.log",
         conda:
             "../../envs/ml.yaml"
         script:
@@ -180,11 +179,11 @@ if QA.get("enabled", False):
 
     rule qa_report:
         input:
-            grades=f"{QA_DIR}/grades.parquet",
-            metrics=f"{QA_DIR}/metrics/models.json",
-            stellarity=f"{QA_DIR}/metrics/stellarity.json",
-            reps=f"{QA_DIR}/representatives/b0.npz",
-            exposures=f"{QA_DIR}/exposures/b0.parquet",
+            grades=rules.qa_grade_exposures.output.grades,
+            metrics=rules.qa_train_cnn.output.metrics,
+            stellarity=rules.qa_train_stellarity.output.metrics,
+            reps=expand(rules.qa_representatives.output.reps, qabatch=0),
+            exposures=expand(rules.qa_make_exposures.output.exposures, qabatch=0),
         output:
             accuracy=report(
                 f"{QA_DIR}/plots/accuracy.png",
@@ -213,9 +212,9 @@ if QA.get("enabled", False):
             ),
             summary=f"{QA_DIR}/metrics/summary.json",
         params:
-            qa=QA,
+            grade={k: QA_GRADE[k] for k in ("model", "fwhm_max", "ell_max", "p_good_min")},
         log:
-            f"{QA_DIR}/logs/report.log",
+            f"{LOGS}/qa/qa_report.log",
         conda:
             "../../envs/report.yaml"
         script:
@@ -223,9 +222,9 @@ if QA.get("enabled", False):
 
     ALL_TARGETS.extend(
         [
-            f"{QA_DIR}/grades.parquet",
-            f"{QA_DIR}/metrics/summary.json",
-            f"{QA_DIR}/plots/accuracy.png",
-            f"{QA_DIR}/plots/som_hitmap.png",
+            rules.qa_grade_exposures.output.grades,
+            rules.qa_report.output.summary,
+            rules.qa_report.output.accuracy,
+            rules.qa_train_som.output.hitmap,
         ]
     )

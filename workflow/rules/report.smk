@@ -3,7 +3,7 @@
 
 rule cutflow_report:
     input:
-        expand(f"{RESULTS}/cutflow/{{survey}}.csv", survey=SURVEYS),
+        expand(rules.assemble.output.cutflow, survey=SURVEYS),
     output:
         report(
             f"{RESULTS}/report/cutflow.html",
@@ -11,7 +11,7 @@ rule cutflow_report:
             category="Catalog",
         ),
     log:
-        f"{RESULTS}/logs/cutflow_report.log",
+        f"{LOGS}/cutflow_report.log",
     conda:
         "../../envs/report.yaml"
     script:
@@ -20,8 +20,8 @@ rule cutflow_report:
 
 rule sky_plot:
     input:
-        hosts=f"{RESULTS}/hosts/hosts.parquet",
-        catalogs=expand(f"{RESULTS}/catalog/survey={{survey}}", survey=SURVEYS),
+        hosts=rules.hosts.output.hosts,
+        catalogs=expand(rules.assemble.output.catalog, survey=SURVEYS),
     output:
         report(
             f"{RESULTS}/report/sky.png",
@@ -29,7 +29,7 @@ rule sky_plot:
             category="Catalog",
         ),
     log:
-        f"{RESULTS}/logs/sky_plot.log",
+        f"{LOGS}/sky_plot.log",
     conda:
         "../../envs/report.yaml"
     script:

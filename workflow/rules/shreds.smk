@@ -1,61 +1,65 @@
 # Shred CNN (paper 001, Di Teodoro, Peek & Wu): a synthetic training sky -> held-out test +
 # k-fold CV training -> ROC / accuracy / example figures -> p_shred for every candidate
 # that passes the cuts. Optionally the authors' released SavedModel scores instead
-# (shreds.model.kind: savedmodel). See docs/shreds.md.
+# (shreds.model.kind: savedmodel). See docs/shreds.md. Every rule calls one function of
+# catclean.shreds.stage.
 
-from catclean.shreds import smk as shreds_smk
-
-SHREDS = config.get("shreds", {})
+SHREDS = config["shreds"]
 SHREDS_DIR = f"{RESULTS}/shreds/_model"
-SHREDS_MODEL_KIND = shreds_smk.model_kind(SHREDS)
+SHREDS_MODEL_KIND = SHREDS["model"]["kind"]
+SHREDS_LABELED = SHREDS["training"]["source"] == "labeled"
+if SHREDS_MODEL_KIND != "trained" and not SHREDS["model"]["path"]:
+    raise WorkflowError(f"shreds.model.kind={SHREDS_MODEL_KIND!r} needs shreds.model.path")
 
 
 rule make_shred_training_set:
     input:
-        unpack(lambda wc: shreds_smk.training_inputs(SHREDS)),
+        # the user's labeled CSV when the set is built from their cutouts
+        unpack(lambda wc: {"csv": SHREDS["training"]["labeled"]["csv"]} if SHREDS_LABELED else {}),
     output:
         f"{SHREDS_DIR}/training_set.npz",
     params:
-        shreds=SHREDS,
+        training=SHREDS["training"],
         seed=config["seed"],
+        rgb_size=config["cutouts"]["rgb_size"],
+        rgb_pixscale=config["cutouts"]["rgb_pixscale"],
         cosmology=config["cosmology"],
         radius_kpc=config["association"]["radius_kpc"],
-        cutouts=config.get("cutouts", {}),
-    threads: SHREDS.get("threads", 2)
+    threads: SHREDS["threads"]
     log:
-        f"{RESULTS}/logs/shreds/make_shred_training_set.log",
+        f"{LOGS}/shreds/make_shred_training_set.log",
     benchmark:
-        f"{RESULTS}/benchmarks/shreds/make_shred_training_set.tsv"
+        f"{BENCHMARKS}/shreds/make_shred_training_set.tsv"
     conda:
         "../../envs/sky.yaml"
     script:
-        "../../scripts/shreds_training_set.py"
+        "../../scripts/make_shred_training_set.py"
 
 
 rule train_shred_cnn:
     input:
-        f"{SHREDS_DIR}/training_set.npz",
+        rules.make_shred_training_set.output[0],
     output:
         model=f"{SHREDS_DIR}/shred_cnn.keras",
         cv=f"{SHREDS_DIR}/cv.json",
     params:
-        shreds=SHREDS,
+        settings=preset_settings(config, "shreds"),
         seed=config["seed"],
-    threads: SHREDS.get("threads", 2)
+    threads: SHREDS["threads"]
     log:
-        f"{RESULTS}/logs/shreds/train_shred_cnn.log",
+        f"{LOGS}/shreds/train_shred_cnn.log",
     benchmark:
-        f"{RESULTS}/benchmarks/shreds/train_shred_cnn.tsv"
+        f"{BENCHMARKS}/shreds/train_shred_cnn.tsv"
     conda:
         "../../envs/ml.yaml"
     script:
-        "../../scripts/shreds_train.py"
+        "../../scripts/train_shred_cnn.py"
 
 
 rule evaluate_shreds:
     input:
-        cv=f"{SHREDS_DIR}/cv.json",
-        data=f"{SHREDS_DIR}/training_set.npz",
+        cv=rules.train_shred_cnn.output.cv,
+        data=rules.make_shred_training_set.output[0],
     output:
         metrics=f"{SHREDS_DIR}/metrics.json",
         roc=report(
@@ -71,38 +75,54 @@ rule evaluate_shreds:
     params:
         seed=config["seed"],
     log:
-        f"{RESULTS}/logs/shreds/evaluate_shreds.log",
+        f"{LOGS}/shreds/evaluate_shreds.log",
     conda:
         "../../envs/report.yaml"
     script:
-        "../../scripts/shreds_evaluate.py"
+        "../../scripts/evaluate_shreds.py"
 
 
 rule score_shreds:
     input:
-        cuts=f"{RESULTS}/cuts/{{survey}}/{{release}}/hpx={{hpx}}.parquet",
-        store=f"{RESULTS}/cutouts/{{survey}}/{{release}}/hpx={{hpx}}/rgb",
-        model=shreds_smk.model_path(SHREDS, SHREDS_DIR),
+        cuts=partition_path("cuts"),
+        store=rules.cutouts.output.rgb,
+        # the trained model, or the configured .keras file / SavedModel directory
+        model=(
+            rules.train_shred_cnn.output.model
+            if SHREDS_MODEL_KIND == "trained"
+            else SHREDS["model"]["path"]
+        ),
     output:
-        f"{RESULTS}/shreds/{{survey}}/{{release}}/hpx={{hpx}}.parquet",
+        partition_path("shreds"),
     params:
-        shreds=SHREDS,
         kind="keras" if SHREDS_MODEL_KIND in ("trained", "keras") else "savedmodel",
-        seed=config["seed"],
+        threshold=SHREDS["threshold"],
+        batch_size=SHREDS["batch_size"],
     threads: 1
     log:
-        f"{RESULTS}/logs/shreds/score_{{survey}}_{{release}}_{{hpx}}.log",
+        f"{LOGS}/shreds/score_{{survey}}_{{release}}_{{hpx}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/shreds/score_{{survey}}_{{release}}_{{hpx}}.tsv"
+        f"{BENCHMARKS}/shreds/score_{{survey}}_{{release}}_{{hpx}}.tsv"
     conda:
         "../../envs/ml.yaml"
     script:
-        "../../scripts/shreds_score.py"
+        "../../scripts/score_shreds.py"
 
 
 rule shreds_summary:
     input:
-        unpack(lambda wc: shreds_smk.summary_inputs(RESULTS, SURVEYS, RELEASE, partitions())),
+        # per survey: its shreds and cuts partition files
+        unpack(
+            lambda wc: {
+                survey: expand(
+                    [partition_path("shreds"), partition_path("cuts")],
+                    survey=survey,
+                    release=RELEASE[survey],
+                    hpx=partitions(),
+                )
+                for survey in SURVEYS
+            }
+        ),
     output:
         json=f"{RESULTS}/shreds/_summary/fractions.json",
         html=report(
@@ -114,22 +134,19 @@ rule shreds_summary:
         surveys=SURVEYS,
         model_kind=SHREDS_MODEL_KIND,
     log:
-        f"{RESULTS}/logs/shreds/shreds_summary.log",
+        f"{LOGS}/shreds/shreds_summary.log",
     conda:
         "../../envs/report.yaml"
     script:
         "../../scripts/shreds_summary.py"
 
 
-if SHREDS.get("enabled", False):
-    CATALOG_COLUMNS["shreds"] = f"{RESULTS}/shreds/{{survey}}/{{release}}/hpx={{hpx}}.parquet"
-    ALL_TARGETS += [
-        f"{RESULTS}/shreds/_summary/fractions.json",
-        f"{RESULTS}/report/shreds_fractions.html",
-    ]
+if SHREDS["enabled"]:
+    CATALOG_COLUMNS["shreds"] = partition_path("shreds")
+    ALL_TARGETS += [rules.shreds_summary.output.json, rules.shreds_summary.output.html]
     if SHREDS_MODEL_KIND == "trained":
         ALL_TARGETS += [
-            f"{SHREDS_DIR}/metrics.json",
-            f"{RESULTS}/report/shreds_roc.png",
-            f"{RESULTS}/report/shreds_examples.png",
+            rules.evaluate_shreds.output.metrics,
+            rules.evaluate_shreds.output.roc,
+            rules.evaluate_shreds.output.examples,
         ]

@@ -38,18 +38,16 @@ import pandas as pd
 
 from .metrics import flux_to_mag
 
-DEFAULT_APPLY = {"fracflux_min": 0.2, "nn_sep_reff_max": 3.0, "r_eff_floor": 0.5,
-                 "nn_dmag_max": 2.0, "batch_size": 256}
 PIXSCALE_KEYS = ("pixscale", "pixel_scale", "pixel_scale_arcsec", "pixscale_arcsec")
 
 
 def blend_selection(df: pd.DataFrame, stamp: int, pixel_scale: float,
-                    cfg: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    cfg: dict) -> tuple[np.ndarray, np.ndarray]:
     """Apply the blend rule to a cut table; returns ``(is_blended, blend_rule)``.
 
-    Missing columns are treated as NaN (the rule that needs them never fires).
+    ``cfg`` is the ``blends.apply`` config section. Missing columns are treated as NaN
+    (the rule that needs them never fires).
     """
-    c = {**DEFAULT_APPLY, **(cfg or {})}
     n = len(df)
 
     def col(name):
@@ -61,12 +59,12 @@ def blend_selection(df: pd.DataFrame, stamp: int, pixel_scale: float,
     ff = col("fracflux_r")
     nn_sep, ratio, reff = col("nn_sep_arcsec"), col("nn_flux_ratio"), col("r_eff")
     with np.errstate(invalid="ignore", divide="ignore"):
-        by_ff = ff > c["fracflux_min"]
-        reff_eff = np.fmax(reff, c["r_eff_floor"])
+        by_ff = ff > cfg["fracflux_min"]
+        reff_eff = np.fmax(reff, cfg["r_eff_floor"])
         dmag = np.abs(2.5 * np.log10(np.where(ratio > 0, ratio, np.nan)))
-        by_nn = ((nn_sep <= c["nn_sep_reff_max"] * reff_eff)
+        by_nn = ((nn_sep <= cfg["nn_sep_reff_max"] * reff_eff)
                  & (nn_sep <= stamp / 2 * pixel_scale)
-                 & (dmag < c["nn_dmag_max"]))
+                 & (dmag < cfg["nn_dmag_max"]))
     by_ff = np.asarray(by_ff, bool)
     by_nn = np.asarray(by_nn, bool)
     rule = np.where(by_ff & by_nn, "fracflux+neighbour",
@@ -119,8 +117,7 @@ def store_pixscale(meta: dict) -> float | None:
 
 
 def deblend_partition(cuts: pd.DataFrame, store, model, model_name: str,
-                      pixel_scale: float = 0.262, cfg: dict | None = None,
-                      predict=None) -> pd.DataFrame:
+                      pixel_scale: float, cfg: dict, predict=None) -> pd.DataFrame:
     """Deblended fluxes for one catalog partition.
 
     Parameters
@@ -135,7 +132,9 @@ def deblend_partition(cuts: pd.DataFrame, store, model, model_name: str,
     model_name : str
         Used in the column names.
     pixel_scale : float
-        arcsec/pix the model was trained at.
+        arcsec/pix the model was trained at (the preset's ``sim.pixel_scale``).
+    cfg : dict
+        The ``blends.apply`` config section (blend rule thresholds, ``batch_size``).
     predict : callable, optional
         ``predict(model, stamps) -> (n, 2)`` fluxes; default
         :func:`catclean.blends.models.predict_flux`.
@@ -146,10 +145,9 @@ def deblend_partition(cuts: pd.DataFrame, store, model, model_name: str,
     ``blend_flux_r_<model>``, ``blend_mag_r_<model>``, ``blend_flux_r_companion_<model>``,
     ``blends_reason``.
     """
-    c = {**DEFAULT_APPLY, **(cfg or {})}
     n = len(cuts)
     stamp = int(model.input_shape[1]) if model is not None else 64
-    is_bl, rule = blend_selection(cuts, stamp, pixel_scale, c)
+    is_bl, rule = blend_selection(cuts, stamp, pixel_scale, cfg)
     reason = np.where(is_bl, "", "not_blended").astype(object)
     flux = np.full(n, np.nan)
     flux_comp = np.full(n, np.nan)
@@ -163,7 +161,7 @@ def deblend_partition(cuts: pd.DataFrame, store, model, model_name: str,
                 reason[sel] = "pixscale_mismatch"
             else:
                 ids = cuts["source_id"].astype(str).to_numpy()[sel]
-                bs = int(c["batch_size"])
+                bs = int(cfg["batch_size"])
                 if predict is None:
                     from .models import predict_flux as predict
                 for start in range(0, len(sel), bs):

@@ -28,18 +28,6 @@ import os
 
 import numpy as np
 
-
-def configure_threads(n: int) -> None:
-    """Limit TensorFlow to ``n`` CPU threads (call before building any model)."""
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(int(n))
-        tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, int(n))))
-    except RuntimeError:  # already initialised: keep what is set
-        pass
-
-
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 from keras import layers, ops  # noqa: E402

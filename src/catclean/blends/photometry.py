@@ -21,9 +21,6 @@ from dataclasses import dataclass
 import numpy as np
 import sep
 
-# Table 3 of paper 002 (SExtractor parameters, hot and cold modes)
-from .settings import COLD, HOT  # noqa: E402
-
 KRON_FACTOR = 2.5  # SExtractor PHOT_AUTOPARAMS 2.5, 3.5
 KRON_MIN_DIAM = 3.5  # pixels
 
@@ -138,8 +135,7 @@ def _assign_pair(xy: np.ndarray, flux: np.ndarray, truth_xy: np.ndarray) -> np.n
 
 
 def sep_baseline_one(img: np.ndarray, comp_xy: tuple[float, float], r_cen_pix: float,
-                     sigma: float | None = None, cold: dict | None = None,
-                     hot: dict | None = None):
+                     cold: dict, hot: dict, sigma: float | None = None):
     """Cold/hot sep deblending and photometry of one blend stamp (paper 002 Sec. 3.3).
 
     Parameters
@@ -152,8 +148,9 @@ def sep_baseline_one(img: np.ndarray, comp_xy: tuple[float, float], r_cen_pix: f
         Effective radius of the central galaxy in pixels (rule ii).
     sigma : float, optional
         Per-pixel noise; estimated with :func:`robust_sigma` if not given.
-    cold, hot : dict, optional
-        sep parameters; default Table 3.
+    cold, hot : dict
+        sep parameters ``thresh, minarea, deblend_cont, deblend_nthresh`` of the two
+        passes (``blends.baseline``; Table 3 by default).
 
     Returns
     -------
@@ -163,8 +160,6 @@ def sep_baseline_one(img: np.ndarray, comp_xy: tuple[float, float], r_cen_pix: f
     mode : str
     case : str
     """
-    cold = COLD if cold is None else cold
-    hot = HOT if hot is None else hot
     img = np.where(np.isfinite(img), img, 0.0)
     if sigma is None:
         sigma = robust_sigma(img)
@@ -198,8 +193,8 @@ def sep_baseline_one(img: np.ndarray, comp_xy: tuple[float, float], r_cen_pix: f
 
 
 def sep_baseline(images: np.ndarray, comp_xy: np.ndarray, r_cen_pix: np.ndarray,
-                 sigma: np.ndarray | float | None = None, cold: dict | None = None,
-                 hot: dict | None = None) -> BaselineResult:
+                 cold: dict, hot: dict, sigma: np.ndarray | float | None = None
+                 ) -> BaselineResult:
     """Vectorised wrapper of :func:`sep_baseline_one` over a stack of blends ``(n, H, W)``."""
     n = len(images)
     flux = np.full((n, 2), np.nan)
@@ -210,6 +205,6 @@ def sep_baseline(images: np.ndarray, comp_xy: np.ndarray, r_cen_pix: np.ndarray,
     for i in range(n):
         s = None if not np.isfinite(sig[i]) else float(sig[i])
         flux[i], n_found[i], mode[i], case[i] = sep_baseline_one(
-            images[i], tuple(comp_xy[i]), float(r_cen_pix[i]), sigma=s, cold=cold, hot=hot)
+            images[i], tuple(comp_xy[i]), float(r_cen_pix[i]), cold=cold, hot=hot, sigma=s)
     return BaselineResult(flux=flux, n_found=n_found, mode=mode.astype(str),
                           case=case.astype(str))

@@ -1,50 +1,46 @@
-"""Settings of the blends stage: preset resolution without heavy imports.
+"""Settings of the blends stage from the resolved config (no heavy imports).
 
-Used at workflow parse time (``workflow/rules/blends.smk``) and by the scripts.
+Used at workflow parse time (``workflow/rules/blends.smk``, as the rules' ``params``)
+and by tests and the ``catclean blends`` commands, so every caller gets the same flat
+settings dict.
 """
 
 from __future__ import annotations
 
-# Table 3 of paper 002 (duplicated from .photometry so this module imports nothing heavy)
-COLD = {"thresh": 5.0, "minarea": 10, "deblend_cont": 0.01, "deblend_nthresh": 64}
-HOT = {"thresh": 4.0, "minarea": 6, "deblend_cont": 0.0001, "deblend_nthresh": 64}
+import copy
 
-DEFAULT_PRESET = {
-    "stamp": 64, "n_galaxies": 800, "n_train": 2400, "n_test": 600,
-    "b2f_filters": 16, "unet_depth": 4, "unet_filters": 8, "b2m2f_filters": 8,
-    "epochs": 12, "unet_epochs": 6, "e2e_epochs": 8, "batch_size": 32,
-    "learning_rate": 1e-3, "e2e_learning_rate": 3e-4, "patience": 5, "seg_weight": 0.1,
-    "warmup_epochs": 8, "batchnorm": False, "unet_batch_size": 8,
-}
+from ..config import preset_settings
 
 
-def resolve(blends_cfg: dict) -> dict:
-    """Flat settings: preset sizes + ``sim`` + ``pairing`` + ``baseline`` of the config.
+def stage_settings(config: dict) -> dict:
+    """Flat settings of the chosen preset: its sizes + ``sim`` + ``pairing`` + ``baseline``.
 
-    ``sim`` is the top-level ``blends.sim`` updated with the preset's own ``sim`` mapping
-    (if any), so a preset can change the simulated instrument (pixel scale, PSF, noise,
-    magnitude and size distributions) without touching the default.
+    ``config`` must have been resolved (:func:`catclean.config.validate_config`), so the
+    preset and every section are complete. ``sim`` is the top-level ``blends.sim``
+    updated with the preset's own ``sim`` mapping (``$defs/sim_override``, keys left out
+    keep the top-level value), so a preset can change the simulated instrument (e.g.
+    ``candels``: HST-like 0.06"/pix and PSF) without touching the default; its ``stamp``
+    is the preset's.
     """
-    cfg = dict(blends_cfg or {})
-    presets = cfg.get("presets", {}) or {}
-    name = cfg.get("preset", "small")
-    if presets and name not in presets:
-        raise ValueError(f"blends.preset={name!r} is not one of blends.presets: "
-                         f"{sorted(presets)}")
-    preset = dict(presets.get(name, {}) or {})
-    # a preset may override any simulator key (e.g. ``candels``: HST-like 0.06"/pix and
-    # PSF); keys it does not name keep the top-level ``sim`` values (Legacy resolution)
-    sim_override = dict(preset.pop("sim", {}) or {})
-    out = dict(DEFAULT_PRESET)
-    out.update(preset)
-    out["preset"] = name
-    out["sim"] = {**dict(cfg.get("sim", {}) or {}), **sim_override}
-    out["sim"]["stamp"] = out["stamp"]
-    pairing = {"max_dmag": 2.0, "min_sep_R": 0.5, "max_sep_frac": 1.0,
-               "test_fraction": 0.2, "val_fraction": 0.2}
-    pairing.update(cfg.get("pairing", {}) or {})
-    out["pairing"] = pairing
-    base = cfg.get("baseline", {}) or {}
-    out["baseline"] = {"cold": {**COLD, **(base.get("cold") or {})},
-                       "hot": {**HOT, **(base.get("hot") or {})}}
+    section = config["blends"]
+    out = preset_settings(config, "blends")
+    sim_override = out.pop("sim")
+    out["sim"] = {**copy.deepcopy(section["sim"]), **sim_override, "stamp": out["stamp"]}
+    out["pairing"] = copy.deepcopy(section["pairing"])
+    out["baseline"] = copy.deepcopy(section["baseline"])
     return out
+
+
+#: the settings each rule's output depends on (its ``params``, so that Snakemake reruns
+#: exactly the jobs a changed key affects)
+SIMULATION_KEYS = ("preset", "stamp", "n_galaxies", "n_train", "n_test", "sim", "pairing")
+TRAINING_KEYS = ("preset", "stamp", "b2f_filters", "unet_depth", "unet_filters",
+                 "b2m2f_filters", "epochs", "unet_epochs", "warmup_epochs", "e2e_epochs",
+                 "batch_size", "unet_batch_size", "learning_rate", "e2e_learning_rate",
+                 "patience", "seg_weight", "batchnorm")
+EVALUATION_KEYS = ("preset", "baseline")
+
+
+def select(settings: dict, keys) -> dict:
+    """The entries ``keys`` of a settings dict."""
+    return {k: settings[k] for k in keys}

@@ -54,6 +54,19 @@ COMMON_UNITS = {
 
 PREFIX = {"legacy": "ls_", "sdss": "sdss_", "ps1": "ps1_"}
 
+#: native position columns (deg) and native object id of each survey
+POSITION_COLUMNS = {"legacy": ("ra", "dec"), "sdss": ("ra", "dec"),
+                    "ps1": ("raStack", "decStack")}
+ID_COLUMN = {"legacy": "ls_id", "sdss": "objID", "ps1": "objID"}
+
+#: SDSS photo ``flags`` bits (https://www.sdss4.org/dr17/algorithms/photo_flags/)
+SDSS_FLAGS = {"EDGE": 0x4, "BLENDED": 0x8, "CHILD": 0x10, "NODEBLEND": 0x40,
+              "NOPETRO": 0x100, "SATURATED": 0x40000, "BINNED1": 0x10000000,
+              "DEBLEND_NOPEAK": 0x400000000000}
+#: PS1 ``qualityFlag`` bits (https://outerspace.stsci.edu/display/PANSTARRS/PS1+Object+Flags)
+PS1_QF = {"EXT": 1, "EXT_ALT": 2, "GOOD": 4, "GOOD_ALT": 8, "GOOD_STACK": 16,
+          "BEST_STACK": 32, "SUSPECT_STACK": 64, "BAD_STACK": 128}
+
 NATIVE_COLUMNS = {
     "legacy": ["release", "brickid", "objid", "ls_id", "type", "ra", "dec", "ebv",
                *[f"{c}_{b}" for b in BANDS for c in (

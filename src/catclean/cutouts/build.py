@@ -13,10 +13,12 @@ Providers
     SDSS and PS1 sources use the Legacy field of the same host, because the cutout
     imaging is always Legacy (paper 001 Sec. 3.1-3.2).
 :class:`LiveCutouts`
-    Fetches from the Legacy viewer through :mod:`catclean.cutouts.legacy_client`
-    (``fetch_jpeg`` / ``fetch_fits``) with a bounded thread pool and an on-disk cache
-    (one ``.npy`` per cutout, written atomically), so a killed run resumes without
-    refetching what it already has.
+    Fetches from the Legacy viewer through
+    :class:`catclean.catalogs.services.legacy_viewer.LegacyCutoutClient` (``fetch_jpeg``
+    / ``fetch_fits``). Its :class:`catclean.net.Fetcher` is the one HTTP layer: its
+    bounded pool (``services.legacy_viewer.concurrency``) runs the requests and its
+    on-disk cache (``services.cache_dir``, raw answers checked by sha256) lets a killed
+    run resume without refetching what it already has.
 
 A failed fetch, a blank, off-footprint or corrupt cutout becomes a flagged row
 (``cutout_status`` + ``reason``) with a zero placeholder; it never stops the job.
@@ -24,12 +26,10 @@ A failed fetch, a blank, off-footprint or corrupt cutout becomes a flagged row
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,24 +42,26 @@ from .store import write_store
 log = logging.getLogger(__name__)
 
 
+#: the ``cutouts`` config keys that define the products
+SPEC_KEYS = ("rgb_size", "rgb_pixscale", "grz_size", "grz_pixscale", "min_coverage")
+
+
 @dataclass
 class CutoutSpec:
-    """Formats of the two products (see module docstring)."""
+    """Formats of the two products (see module docstring; ``cutouts`` in the schema)."""
 
-    rgb_size: int = 128
-    rgb_pixscale: float = 0.469
-    grz_size: int = 64
-    grz_pixscale: float = 0.262
-    min_coverage: float = 0.5
+    rgb_size: int
+    rgb_pixscale: float
+    grz_size: int
+    grz_pixscale: float
+    min_coverage: float
 
     @classmethod
-    def from_config(cls, cfg: dict | None) -> CutoutSpec:
-        cfg = cfg or {}
-        return cls(rgb_size=int(cfg.get("rgb_size", 128)),
-                   rgb_pixscale=float(cfg.get("rgb_pixscale", 0.469)),
-                   grz_size=int(cfg.get("grz_size", 64)),
-                   grz_pixscale=float(cfg.get("grz_pixscale", 0.262)),
-                   min_coverage=float(cfg.get("min_coverage", 0.5)))
+    def from_config(cls, cfg: dict) -> CutoutSpec:
+        """From the resolved ``cutouts`` section (or any dict with :data:`SPEC_KEYS`)."""
+        return cls(rgb_size=int(cfg["rgb_size"]), rgb_pixscale=float(cfg["rgb_pixscale"]),
+                   grz_size=int(cfg["grz_size"]), grz_pixscale=float(cfg["grz_pixscale"]),
+                   min_coverage=float(cfg["min_coverage"]))
 
 
 @dataclass
@@ -127,80 +129,34 @@ class SyntheticCutouts:
         return out
 
 
-def _cache_key(ra: float, dec: float, size: int, pixscale: float, kind: str) -> str:
-    txt = f"{kind}:{ra:.7f}:{dec:.7f}:{size}:{pixscale:.4f}"
-    return hashlib.sha1(txt.encode()).hexdigest()[:20]
-
-
-def _atomic_save(path: Path, arr: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        with open(tmp, "wb") as fh:
-            np.save(fh, arr)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 class LiveCutouts:
-    """Cutouts from the Legacy viewer, cached on disk, fetched by a bounded pool.
+    """Cutouts from the Legacy viewer, through the client's fetcher (cache and pool).
 
     Parameters
     ----------
-    cache_dir : path-like
-        Directory of the on-disk cache (``rgb/`` and ``grz/`` ``.npy`` files).
+    client : LegacyCutoutClient or object
+        Anything with ``fetch_jpeg(ra, dec, size, pixscale) -> uint8 (H, W, 3)``,
+        ``fetch_fits(ra, dec, size, pixscale) -> (float32 (3, H, W), header)`` and a
+        ``fetcher`` (:class:`catclean.net.Fetcher`: its ``map`` runs the sources on the
+        service's bounded pool, its cache makes a rerun resume).
     spec : CutoutSpec
-    workers : int
-        Maximum concurrent requests.
-    client : module or object, optional
-        Anything with ``fetch_jpeg(ra, dec, size, pixscale) -> uint8 (H, W, 3)`` and
-        ``fetch_fits(ra, dec, size, pixscale) -> (float32 (3, H, W), header)``; default
-        :mod:`catclean.cutouts.legacy_client` (imported lazily).
     """
 
     name = "live"
 
-    def __init__(self, cache_dir, spec: CutoutSpec, workers: int = 8, client=None):
-        self.cache = Path(cache_dir)
+    def __init__(self, client, spec: CutoutSpec):
+        self.client = client
         self.spec = spec
-        self.workers = max(1, int(workers))
-        self._client = client
-        self.n_fetched = 0
-        self.n_cached = 0
-
-    @property
-    def client(self):
-        if self._client is None:
-            from . import legacy_client  # the other developer's module; lazy on purpose
-
-            self._client = legacy_client
-        return self._client
 
     def _get(self, kind: str, ra: float, dec: float):
         s = self.spec
-        size, pix = (s.rgb_size, s.rgb_pixscale) if kind == "rgb" else (s.grz_size,
-                                                                         s.grz_pixscale)
-        path = self.cache / kind / f"{_cache_key(ra, dec, size, pix, kind)}.npy"
-        if path.exists():
-            try:
-                arr = np.load(path)
-                self.n_cached += 1
-                return arr
-            except Exception:  # truncated cache file: refetch
-                path.unlink(missing_ok=True)
         if kind == "rgb":
-            arr = np.asarray(self.client.fetch_jpeg(ra, dec, size=size, pixscale=pix))
-        else:
-            cube, _hdr = self.client.fetch_fits(ra, dec, size, pix)
-            arr = np.moveaxis(np.asarray(cube, dtype=np.float32), 0, -1)  # (H, W, 3)
-        _atomic_save(path, arr)
-        self.n_fetched += 1
-        return arr
+            return np.asarray(self.client.fetch_jpeg(ra, dec, s.rgb_size, s.rgb_pixscale))
+        cube, _hdr = self.client.fetch_fits(ra, dec, s.grz_size, s.grz_pixscale)
+        return np.moveaxis(np.asarray(cube, dtype=np.float32), 0, -1)  # (H, W, 3)
 
-    def _one(self, ra: float, dec: float) -> Fetched:
+    def _one(self, pos: tuple[float, float]) -> Fetched:
+        ra, dec = pos
         f = Fetched()
         errs = []
         for kind in ("rgb", "grz"):
@@ -221,15 +177,15 @@ class LiveCutouts:
 
     def fetch_all(self, table: pd.DataFrame, progress: Callable | None = None
                   ) -> list[Fetched]:
-        ra, dec = table["ra"].to_numpy(float), table["dec"].to_numpy(float)
-        out: list[Fetched] = [Fetched()] * len(table)
-        with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            futures = {pool.submit(self._one, ra[i], dec[i]): i for i in range(len(table))}
-            for fut, i in futures.items():
-                out[i] = fut.result()
-                if progress:
-                    progress(1)
-        log.info("live cutouts: %d fetched, %d from cache", self.n_fetched, self.n_cached)
+        pos = zip(table["ra"].to_numpy(float), table["dec"].to_numpy(float))
+        out: list[Fetched] = []
+        for f in self.client.fetcher.map(self._one, pos):
+            out.append(f)
+            if progress:
+                progress(1)
+        stats = self.client.fetcher.stats
+        log.info("live cutouts: %d fetched, %d from cache", stats["fetched"],
+                 stats["from_cache"])
         return out
 
 

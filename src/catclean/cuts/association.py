@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..catalogs.providers import angular_separation_deg
+from ..catalogs.geometry import angular_separation_deg
 
 
 def associate_hosts(df: pd.DataFrame, hosts: pd.DataFrame, radius_kpc: float,

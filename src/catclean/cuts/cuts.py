@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..sky.native import PS1_QF, SDSS_FLAGS
+from ..catalogs.schema import PS1_QF, SDSS_FLAGS
 
 BANDS = ("g", "r", "z")
 Impl = Callable[[pd.DataFrame, dict], np.ndarray]

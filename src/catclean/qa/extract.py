@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+
+from catclean.runtime import configure_sep
 
 MEASUREMENT_COLUMNS = ("x", "y", "npix", "a", "b", "theta", "flux", "peak", "r50",
                        "snr", "back", "flag")
@@ -27,12 +30,13 @@ class QAInputError(ValueError):
 
 @dataclass
 class ExtractConfig:
-    """Detection parameters (keys of ``qa.extract`` in the config).
+    """Detection parameters: the keys of ``qa.extract`` (defaults and meaning in
+    ``workflow/schemas/qa.schema.yaml``).
 
     Attributes
     ----------
     backend : str
-        'sep' (default) or 'sextractor' (the Source Extractor binary).
+        'sep' or 'sextractor' (the Source Extractor binary).
     thresh : float
         Detection threshold in units of the background rms (DETECT_THRESH).
     minarea : int
@@ -47,18 +51,18 @@ class ExtractConfig:
         Keep at most this many sources per CCD (the brightest), bounding memory.
     """
 
-    backend: str = "sep"
-    thresh: float = 2.0
-    minarea: int = 5
-    back_size: int = 64
-    back_filter: int = 3
-    deblend_cont: float = 0.005
-    max_sources: int = 20000
+    backend: str
+    thresh: float
+    minarea: int
+    back_size: int
+    back_filter: int
+    deblend_cont: float
+    max_sources: int
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> ExtractConfig:
-        d = dict(d or {})
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+    def from_dict(cls, d: dict) -> ExtractConfig:
+        """From the complete ``qa.extract`` section."""
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__})
 
 
 def read_exposure(path: str | Path):
@@ -153,10 +157,7 @@ def extract_sep(data: np.ndarray, cfg: ExtractConfig):
     """
     import sep
 
-    # the pixel stack is allocated on every call: size it to the image (a 2048x4612 CCD
-    # gets 2.4M, small test CCDs 300k) rather than a fixed huge value
-    sep.set_extract_pixstack(int(max(300_000, data.size // 4)))
-    sep.set_sub_object_limit(4096)
+    configure_sep(data.size)
     mask = ~np.isfinite(data)
     has_mask = bool(mask.any())
     if has_mask:
@@ -218,3 +219,102 @@ def match_truth(meas: dict, truth_x, truth_y, truth_mag, truth_star, radius: flo
         if h:
             out[i] = int(star[h[int(np.argmin(mag[h]))]])
     return out
+
+
+def stellar_reference(r50: np.ndarray, snr: np.ndarray) -> float:
+    """Half-light radius (pixels) of the CCD's stellar locus.
+
+    The 20th percentile of r50 among sources with S/N > 20 (stars are the most compact
+    bright objects); falls back to all sources, then to 2 pixels.
+    """
+    ok = np.isfinite(r50) & (r50 > 0)
+    sel = ok & (snr > 20)
+    if sel.sum() >= 5:
+        return float(np.percentile(r50[sel], 20))
+    if ok.sum() >= 3:
+        return float(np.percentile(r50[ok], 20))
+    return 2.0
+
+
+def process_exposure(path: str | Path, cfg: ExtractConfig, pixel_scale: float, expid=None,
+                     truth: pd.DataFrame | None = None, keep_data: dict | None = None):
+    """Extract sources from every CCD of one exposure (the extraction driver).
+
+    Parameters
+    ----------
+    path : exposure FITS file.
+    cfg : extraction parameters; ``cfg.backend`` selects sep or Source Extractor.
+    pixel_scale : arcsec per pixel (``simulate.pixel_scale``; Source Extractor's seeing).
+    expid : identifier stored in the output tables (default: file stem).
+    truth : optional per-source truth (columns ccd, x, y, mag, is_star) for the
+        star/galaxy label ``is_star`` of each detection.
+
+    Returns
+    -------
+    ccds : pandas.DataFrame
+        One row per CCD: expid, ccd, status ('ok', 'dead', 'bad', 'empty'), reason,
+        globalback, globalrms (ADU), n_src, r_ref (pixels), exptime (s).
+    sources : pandas.DataFrame
+        One row per detection with :data:`catclean.qa.extract.MEASUREMENT_COLUMNS`,
+        expid, ccd, r_ref, exptime, class_star (NaN for sep) and is_star (-1 unknown).
+
+    If ``keep_data`` is a dict, the pixels of every usable CCD are stored in it
+    (CCD index -> float32 array) so callers need not read the file twice.
+
+    Raises
+    ------
+    QAInputError
+        When the whole exposure is unusable (corrupt file, missing EXPTIME).
+    """
+    expid = Path(path).stem if expid is None else expid
+    exptime, hdul = read_exposure(path)
+    ccd_rows, tables = [], []
+    with hdul:
+        for k, hdu in enumerate(hdul[1:]):
+            data = ccd_data(hdu)
+            status, reason = ccd_status(data)
+            row = {"expid": expid, "ccd": k, "status": status, "reason": reason,
+                   "globalback": np.nan, "globalrms": np.nan, "n_src": 0, "r_ref": np.nan,
+                   "exptime": exptime}
+            if status == "ok":
+                if keep_data is not None:
+                    keep_data[k] = data
+                if cfg.backend == "sextractor":
+                    from .sextractor import extract_sextractor
+
+                    meas, info = extract_sextractor(data, cfg, exptime, pixel_scale)
+                elif cfg.backend == "sep":
+                    meas, info = extract_sep(data, cfg)
+                else:
+                    raise ValueError(f"qa.extract.backend: unknown backend {cfg.backend!r}")
+                row["globalback"], row["globalrms"] = info["globalback"], info["globalrms"]
+                n = len(meas["x"])
+                row["n_src"] = n
+                if n == 0:
+                    row["status"], row["reason"] = "empty", "no sources detected"
+                else:
+                    t = pd.DataFrame(meas)
+                    if "class_star" not in t:
+                        t["class_star"] = np.nan
+                    t.insert(0, "ccd", k)
+                    t.insert(0, "expid", expid)
+                    rref = stellar_reference(t["r50"].to_numpy(), t["snr"].to_numpy())
+                    row["r_ref"] = rref
+                    t["r_ref"] = rref
+                    t["exptime"] = exptime
+                    t["rel_back"] = (t["back"] - info["globalback"]) / info["globalrms"]
+                    t["is_star"] = np.int8(-1)
+                    if truth is not None:
+                        tt = truth[truth["ccd"] == k]
+                        t["is_star"] = match_truth(meas, tt["x"].to_numpy(), tt["y"].to_numpy(),
+                                                   tt["mag"].to_numpy(), tt["is_star"].to_numpy())
+                    tables.append(t)
+            ccd_rows.append(row)
+    ccds = pd.DataFrame(ccd_rows)
+    sources = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(
+        columns=["expid", "ccd", *list(MEAS_ALL)])
+    return ccds, sources
+
+
+MEAS_ALL = ("x", "y", "npix", "a", "b", "theta", "flux", "peak", "r50", "snr", "back", "flag",
+            "class_star", "r_ref", "exptime", "rel_back", "is_star")

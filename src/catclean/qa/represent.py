@@ -22,8 +22,8 @@ def _key(expid) -> int:
 
 
 def representative_ccd(data: np.ndarray, x: np.ndarray, y: np.ndarray, clusters: np.ndarray,
-                       globalback: float, globalrms: float, n_clusters: int = 20,
-                       stamp: int = 25, rng: np.random.Generator | None = None):
+                       globalback: float, globalrms: float, n_clusters: int,
+                       stamp: int, rng: np.random.Generator | None = None):
     """Input-1 and Input-2 of one CCD.
 
     Parameters

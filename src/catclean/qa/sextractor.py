@@ -67,7 +67,7 @@ def _global_stats(data: np.ndarray) -> tuple[float, float]:
 
 
 def extract_sextractor(data: np.ndarray, cfg: ExtractConfig, exptime: float,
-                       pixel_scale: float = 0.187, seeing_fwhm: float = 0.8,
+                       pixel_scale: float, seeing_fwhm: float = 0.8,
                        gain: float = 1.6, saturation: float = 65535.0):
     """Run Source Extractor on one CCD (float32 ADU array); same outputs as extract_sep."""
     from astropy.io import fits

@@ -44,7 +44,8 @@ DEG2_PER_PIX = (0.187 / 3600.0) ** 2
 
 @dataclass
 class SimConfig:
-    """Rendering parameters (keys of ``qa.simulate`` in the config).
+    """Rendering parameters: the keys of a preset's ``simulate`` section (defaults and
+    meaning in ``workflow/schemas/qa.schema.yaml``).
 
     Attributes
     ----------
@@ -69,22 +70,21 @@ class SimConfig:
         Density of galaxies brighter than r=25 per deg^2.
     """
 
-    n_ccd: int = 36
-    ccd_shape: tuple = (4612, 2048)
-    pixel_scale: float = 0.187
-    p_dead_ccd: float = 0.02
-    short_exposure_fraction: float = 0.15
-    short_exposure_fraction_train: float | None = None
-    star_density: tuple = (4000.0, 40000.0)
-    galaxy_density: float = 60000.0
+    n_ccd: int
+    ccd_shape: tuple
+    pixel_scale: float
+    p_dead_ccd: float
+    short_exposure_fraction: float
+    short_exposure_fraction_train: float | None
+    star_density: tuple
+    galaxy_density: float
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> SimConfig:
-        d = dict(d or {})
-        keep = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+    def from_dict(cls, d: dict) -> SimConfig:
+        """From a complete ``simulate`` section (other keys, e.g. ``n_batches``, ignored)."""
+        keep = {k: d[k] for k in cls.__dataclass_fields__}
         for k in ("ccd_shape", "star_density"):
-            if k in keep:
-                keep[k] = tuple(keep[k])
+            keep[k] = tuple(keep[k])
         return cls(**keep)
 
 

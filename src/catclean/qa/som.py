@@ -227,7 +227,7 @@ class BatchSOM:
         return som, extra
 
 
-def cluster_codebook(weights: np.ndarray, n_clusters: int = 20, seed: int = 0) -> np.ndarray:
+def cluster_codebook(weights: np.ndarray, n_clusters: int, seed: int) -> np.ndarray:
     """k-means (scikit-learn) of the SOM units into ``n_clusters`` groups (paper Sec. 3.1).
 
     Cluster labels are renumbered by decreasing mean of the first feature (ISO0) so

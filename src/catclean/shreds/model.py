@@ -65,16 +65,12 @@ class ShredArch:
 
     @classmethod
     def from_config(cls, cfg: dict) -> ShredArch:
-        stages = cfg.get("stages")
-        if stages:
-            stages = tuple((int(s[0]), tuple(int(k) for k in s[1]), tuple(s[2]), int(s[3]))
-                           for s in stages)
-        return cls(input_size=int(cfg.get("input_size", 128)),
-                   cutout_size=int(cfg.get("cutout_size", 128)),
-                   width=float(cfg.get("width", 1.0)),
-                   dense=tuple(int(d) for d in cfg.get("dense", (2048, 1024))),
-                   stages=stages or PAPER_STAGES,
-                   dropout=float(cfg.get("dropout", 0.2)))
+        """From a complete preset of ``shreds.presets`` (every key filled by the schema)."""
+        stages = tuple((int(s[0]), tuple(int(k) for k in s[1]), tuple(s[2]), int(s[3]))
+                       for s in cfg["stages"])
+        return cls(input_size=int(cfg["input_size"]), cutout_size=int(cfg["cutout_size"]),
+                   width=float(cfg["width"]), dense=tuple(int(d) for d in cfg["dense"]),
+                   stages=stages, dropout=float(cfg["dropout"]))
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -45,7 +45,7 @@ class TrainConfig:
     rotate90: bool = True
     flip: bool = True
     rotate_any: bool = False  # arbitrary-angle rotations (reflect fill) on top of 90 deg
-    threads: int = 2
+    threads: int = 2  # the job's threads: recorded in cv.json (catclean.runtime sets them)
     seed: int = 0
     max_seconds: float | None = None  # wall-clock cap per fold (best weights kept)
     # Keras dtype policy: 'float32', or 'mixed_bfloat16' (bf16 convolutions, float32
@@ -53,9 +53,10 @@ class TrainConfig:
     precision: str = "float32"
 
     @classmethod
-    def from_config(cls, cfg: dict, seed: int) -> TrainConfig:
-        keys = set(cls.__dataclass_fields__) - {"seed"}
-        return cls(seed=int(seed), **{k: cfg[k] for k in keys if k in cfg})
+    def from_config(cls, cfg: dict, seed: int, threads: int) -> TrainConfig:
+        """From a complete preset of ``shreds.presets`` (every key filled by the schema)."""
+        keys = set(cls.__dataclass_fields__) - {"seed", "threads"}
+        return cls(seed=int(seed), threads=int(threads), **{k: cfg[k] for k in keys})
 
 
 def group_split(n: int, groups: np.ndarray | None, fraction: float,
@@ -216,13 +217,6 @@ def cross_validate(images: np.ndarray, labels: np.ndarray, arch: ShredArch,
         ``folds`` (history, val loss, test metrics per fold), ``mean`` test metrics,
         ``test`` (indices, labels, p_shred of the kept model), ``config`` ...
     """
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(cfg.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(cfg.threads)
-    except RuntimeError:  # TF already initialised in this process
-        pass
     labels = np.asarray(labels).astype(int)
     rng = np.random.default_rng([cfg.seed, 11])
     rest, test = group_split(len(labels), groups, cfg.test_fraction, rng)

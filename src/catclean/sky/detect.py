@@ -22,11 +22,9 @@ import numpy as np
 import pandas as pd
 import sep
 
+from ..runtime import configure_sep
 from .render import BADPIX, SATUR, Field
 from .surveys import BANDS
-
-sep.set_extract_pixstack(5_000_000)
-sep.set_sub_object_limit(8192)
 
 #: truth labels of catalog detections
 LABELS = ("galaxy", "shred", "star", "blend", "spurious")
@@ -107,6 +105,7 @@ def measure_field(fld: Field, thresh: float = 1.5, minarea: int = 5,
         ``nobs_<b>``, ``allmask_<b>``, ``sep_flag``, ``deblended``, ``npix``, ``seg_id``.
     """
     det = detection_image(fld)
+    configure_sep(det.size)
     kernel = _gauss_kernel(filter_fwhm) if filter_fwhm > 0 else None
     objs, seg = sep.extract(det, thresh, err=1.0, minarea=minarea,
                             deblend_nthresh=deblend_nthresh, deblend_cont=deblend_cont,

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import numpy as np
 import pandas as pd
 
+from ..config import SCHEMA_PATH, _load_yaml
+from ..cosmology import make_cosmology
 from .detect import measure_field, truth_labels
-from .hosts import make_cosmology
 from .native import WRITERS
 from .render import Field, ebv_map, render_field
 from .scene import scene
@@ -18,6 +20,15 @@ log = logging.getLogger(__name__)
 
 #: truth columns the synthetic provider appends to native catalogs
 TRUTH_COLUMNS = ["truth_label", "truth_id", "truth_kind", "truth_frac", "field_nsaid"]
+
+
+@functools.cache
+def sky_defaults() -> dict:
+    """The ``sky`` section's schema defaults (``workflow/schemas/sky.schema.yaml``)."""
+    props = _load_yaml(SCHEMA_PATH.parent / "sky.schema.yaml")["properties"]
+    out = {k: v["default"] for k, v in props.items() if k != "detection"}
+    out["detection"] = {k: v["default"] for k, v in props["detection"]["properties"].items()}
+    return out
 
 
 def field_half_side(z: float, radius_kpc: float, cosmo, margin: float,
@@ -39,9 +50,11 @@ def host_field(hosts: pd.DataFrame, nsaid: int, survey: str, seed: int, radius_k
         The rendered images (for cutouts).
     catalog : pandas.DataFrame
         The survey's native columns plus :data:`TRUTH_COLUMNS`.
+
+    ``sky`` is the ``sky`` config section; keys it lacks take the schema defaults.
     """
-    sky = sky or {}
-    det = sky.get("detection", {})
+    sky = {**sky_defaults(), **(sky or {})}
+    det = {**sky_defaults()["detection"], **sky["detection"]}
     cosmo = make_cosmology(cosmology)
     row = hosts.loc[hosts.NSAID == nsaid]
     if row.empty:
@@ -51,19 +64,18 @@ def host_field(hosts: pd.DataFrame, nsaid: int, survey: str, seed: int, radius_k
         raise ValueError(f"host NSAID {nsaid} has no valid redshift (Z={row.Z}); "
                          "it cannot be rendered")
     spec = SURVEYS[survey]
-    half = field_half_side(row.Z, radius_kpc, cosmo, sky.get("field_margin", 1.1),
-                           sky.get("field_max_pix", 2048))
+    half = field_half_side(row.Z, radius_kpc, cosmo, sky["field_margin"], sky["field_max_pix"])
     npix = int(2 * half / spec.pixscale)
     ddec = half / 3600.0
     dra = ddec / np.cos(np.radians(row.DEC))
     truth = scene(hosts, row.RA - dra, row.RA + dra, row.DEC - ddec, row.DEC + ddec, seed,
-                  radius_kpc, cosmo, sky.get("background_density", 12000),
-                  sky.get("star_density", 3000), tuple(sky.get("satellites_per_host", (2, 6))))
+                  radius_kpc, cosmo, sky["background_density"], sky["star_density"],
+                  tuple(sky["satellites_per_host"]))
     fld = render_field(truth, row.RA, row.DEC, npix, spec, seed, field_key=int(nsaid))
-    meas = measure_field(fld, thresh=det.get("thresh", 1.5), minarea=det.get("minarea", 5),
-                         deblend_nthresh=det.get("deblend_nthresh", 64),
-                         deblend_cont=det.get("deblend_cont", 0.0003),
-                         filter_fwhm=det.get("filter_fwhm", 2.0), gain=spec.gain)
+    meas = measure_field(fld, thresh=det["thresh"], minarea=det["minarea"],
+                         deblend_nthresh=det["deblend_nthresh"],
+                         deblend_cont=det["deblend_cont"], filter_fwhm=det["filter_fwhm"],
+                         gain=spec.gain)
     labels = truth_labels(meas, fld)
     ebv = ebv_map(meas.ra.to_numpy(), meas.dec.to_numpy()) if len(meas) else np.zeros(0)
     writer = WRITERS[survey]

@@ -27,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..cosmology import make_cosmology
 from .surveys import NANOMAGGY_ZP
 
 #: columns of the NSA v1_0_1 catalogue that catclean uses
@@ -35,15 +36,6 @@ NSA_COLUMNS = ["NSAID", "IAUNAME", "RA", "DEC", "Z", "ZDIST", "SERSIC_TH50", "SE
 
 NSA_UNITS = {"RA": "deg", "DEC": "deg", "SERSIC_TH50": "arcsec", "SERSIC_PHI": "deg",
              "SERSIC_FLUX": "nanomaggy", "ELPETRO_MASS": "solMass / h^2"}
-
-
-def make_cosmology(cfg: dict | None = None):
-    """FlatLambdaCDM from the ``cosmology`` config section (SAGA: H0=70, Om0=0.27)."""
-    from astropy.cosmology import FlatLambdaCDM
-
-    cfg = cfg or {}
-    return FlatLambdaCDM(H0=cfg.get("H0", 70.0), Om0=cfg.get("Om0", 0.27),
-                         Tcmb0=cfg.get("Tcmb0", 0.0))
 
 
 def iau_name(ra: float, dec: float) -> str:

@@ -25,15 +25,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..catalogs.schema import PS1_QF, SDSS_FLAGS
 from .surveys import BANDS, NANOMAGGY_ZP, SURVEYS
 
-# SDSS photo flag bits (https://www.sdss4.org/dr17/algorithms/photo_flags/)
-SDSS_FLAGS = {"EDGE": 0x4, "BLENDED": 0x8, "CHILD": 0x10, "NODEBLEND": 0x40,
-              "NOPETRO": 0x100, "SATURATED": 0x40000, "BINNED1": 0x10000000,
-              "DEBLEND_NOPEAK": 0x400000000000}
-# PS1 qualityFlag bits (https://outerspace.stsci.edu/display/PANSTARRS/PS1+Object+Flags)
-PS1_QF = {"EXT": 1, "EXT_ALT": 2, "GOOD": 4, "GOOD_ALT": 8, "GOOD_STACK": 16,
-          "BEST_STACK": 32, "SUSPECT_STACK": 64, "BAD_STACK": 128}
 # SDSS asinh softening parameters b (Lupton et al. 1999), per band
 SDSS_B = {"g": 0.9e-10, "r": 1.2e-10, "z": 7.4e-10}
 

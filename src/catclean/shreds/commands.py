@@ -1,0 +1,134 @@
+"""``catclean shreds make-set | train | score``: the shred CNN outside Snakemake.
+
+Each command calls the function of :mod:`catclean.shreds.stage` that the rule calls, with
+the resolved config; options only override config keys (no defaults of their own).
+
+Examples
+--------
+Build a synthetic training sky in resumable chunks and train the paper-size model
+(docs/shreds.md)::
+
+    catclean shreds make-set --hosts 180 --chunk 20 --workers 2 \\
+        --set seed=2026 --set shreds.training.field_max_pix=1100 \\
+        --out results/shreds_paper2/train_set
+    catclean shreds train --data 'results/shreds_paper2/train_set*.part*.npz' \\
+        --preset paper --set shreds.presets.paper.run_folds=1 \\
+        --set shreds.presets.paper.precision=mixed_bfloat16 --out results/shreds_paper2/run2
+
+Train on your own labeled cutouts (CSV ``source_id,label`` + ``<source_id>.png``)::
+
+    catclean shreds train --csv labels.csv --images cutouts/ --preset paper --out my_model/
+
+Score a directory of Legacy-viewer cutouts (PNG/JPEG, 128 px over 60")::
+
+    catclean shreds score --model my_model/shred_cnn.keras --images cutouts/ --out p.csv
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..cli import add_config_arguments, config_from_args
+
+
+def _overrides(args) -> dict:
+    """Config overrides from the command's own flags (flags left out change nothing)."""
+    shreds: dict = {}
+    training: dict = {}
+    if getattr(args, "preset", None) is not None:
+        shreds["preset"] = args.preset
+    if getattr(args, "hosts", None) is not None:
+        training["n_hosts"] = args.hosts
+    if getattr(args, "csv", None) is not None:
+        training.update(source="labeled", labeled={"csv": args.csv, "images": args.images})
+    if training:
+        shreds["training"] = training
+    for flag in ("threshold", "batch_size"):
+        if getattr(args, flag, None) is not None:
+            shreds[flag] = getattr(args, flag)
+    return {"shreds": shreds} if shreds else {}
+
+
+def _setup(args, config, tensorflow: bool):
+    from ..runtime import setup
+
+    return setup(args.log, threads=args.threads or config["shreds"]["threads"],
+                 seed=config["seed"], tensorflow=tensorflow)
+
+
+def _make_set(args, config, out) -> None:
+    from .stage import make_training_set
+
+    make_training_set(out, config["shreds"]["training"], config["seed"],
+                      config["cutouts"]["rgb_size"], config["cutouts"]["rgb_pixscale"],
+                      config["association"]["radius_kpc"], config["cosmology"],
+                      workers=args.workers or config["shreds"]["threads"],
+                      chunk=getattr(args, "chunk", None) or 0)
+
+
+def make_set(args) -> int:
+    config = config_from_args(args, extra=_overrides(args))
+    _setup(args, config, tensorflow=False)
+    _make_set(args, config, args.out)
+    return 0
+
+
+def train(args) -> int:
+    from ..config import preset_settings
+    from .stage import load_training_set
+    from .stage import train as train_model
+
+    config = config_from_args(args, extra=_overrides(args))
+    _setup(args, config, tensorflow=True)
+    out = Path(args.out)
+    data_path = args.data
+    if data_path is None:  # build the configured set (e.g. --csv/--images) first
+        data_path = out / "training_set.npz"
+        _make_set(args, config, data_path)
+    data = load_training_set(data_path, config["seed"],
+                             config["shreds"]["training"]["galaxy_fraction"])
+    train_model(data, preset_settings(config, "shreds"), config["seed"],
+                args.threads or config["shreds"]["threads"], out / "shred_cnn.keras",
+                out / "cv.json")
+    return 0
+
+
+def score(args) -> int:
+    from .stage import score_images
+
+    config = config_from_args(args, extra=_overrides(args))
+    _setup(args, config, tensorflow=True)
+    score_images(args.model, args.images, config["shreds"]["threshold"],
+                 config["shreds"]["batch_size"], args.out)
+    return 0
+
+
+def register(subparsers) -> None:
+    stage = subparsers.add_parser("shreds", help="shred CNN (paper 001)")
+    sub = stage.add_subparsers(dest="command", required=True)
+    ms = sub.add_parser("make-set", help="labeled training cutouts (shreds.training)")
+    add_config_arguments(ms)
+    ms.add_argument("--hosts", type=int, help="shreds.training.n_hosts")
+    ms.add_argument("--workers", type=int, help="rendering processes (default shreds.threads)")
+    ms.add_argument("--chunk", type=int, help="render hosts this many at a time into "
+                    "<out>.partNNN.npz (unbalanced, resumable)")
+    ms.add_argument("--out", required=True, help=".npz (or the parts' prefix with --chunk)")
+    ms.set_defaults(func=make_set)
+    tr = sub.add_parser("train", help="held-out test + k-fold CV training")
+    add_config_arguments(tr)
+    tr.add_argument("--data", help="training set .npz, or a glob of make-set parts "
+                    "(balanced together); default: build the configured set first")
+    tr.add_argument("--csv", help="labels CSV (source_id,label): shreds.training.source=labeled")
+    tr.add_argument("--images", help="directory of <source_id>.png/.jpg cutouts (with --csv)")
+    tr.add_argument("--preset", help="shreds.preset (small | paper | your own)")
+    tr.add_argument("--workers", type=int, help="rendering processes when building the set")
+    tr.add_argument("--out", required=True, help="directory for shred_cnn.keras and cv.json")
+    tr.set_defaults(func=train)
+    sc = sub.add_parser("score", help="score a directory of PNG/JPEG cutouts")
+    add_config_arguments(sc)
+    sc.add_argument("--model", required=True, help=".keras file or SavedModel directory")
+    sc.add_argument("--images", required=True, help="directory of <source_id>[_suffix].png/.jpg")
+    sc.add_argument("--threshold", type=float, help="shreds.threshold")
+    sc.add_argument("--batch-size", type=int, help="shreds.batch_size")
+    sc.add_argument("--out", required=True, help="CSV: file, source_id, p_shred, is_shred, reason")
+    sc.set_defaults(func=score)

@@ -1,0 +1,248 @@
+"""The shreds stage (paper 001): the functions its rules and ``catclean shreds`` call.
+
+- :func:`make_training_set` (rule ``make_shred_training_set``, ``catclean shreds
+  make-set``): labeled RGB cutouts, from a synthetic training sky or the user's CSV;
+- :func:`train` (rule ``train_shred_cnn``, ``catclean shreds train``): held-out test +
+  k-fold CV (paper 001 Sec. 2.2), the kept model and ``cv.json``;
+- :func:`evaluate` (rule ``evaluate_shreds``): metrics JSON, ROC (Fig. 3), examples (Fig. 4);
+- :func:`score` (rule ``score_shreds``): p_shred / is_shred for one catalog partition;
+  :func:`score_images` (``catclean shreds score``) for a directory of PNG/JPEG cutouts;
+- :func:`summary` (rule ``shreds_summary``): shred fraction per survey.
+
+``training`` is the resolved ``shreds.training`` section, ``settings`` the chosen preset
+(:func:`catclean.config.preset_settings`).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+
+def build_training_set(training: dict, seed: int, rgb_size: int, rgb_pixscale: float,
+                       radius_kpc: float, cosmology: dict, workers: int = 1,
+                       host_slice: slice | None = None, balanced: bool = True) -> dict:
+    """Labeled cutouts in memory: ``images, labels, groups, source_id, truth_label``.
+
+    ``training.source`` synthetic: a training sky of seed ``seed + training.seed_offset``
+    (host-grouped); labeled: the user's CSV + images (one group per cutout).
+    ``host_slice`` / ``balanced=False`` render a chunk of the hosts unbalanced (the
+    parts are balanced together by :func:`load_training_set`).
+    """
+    from ..runtime import progress
+    from .data import load_labeled_images, synthetic_training_set
+
+    if training["source"] == "labeled":
+        images, labels, meta = load_labeled_images(training["labeled"]["csv"],
+                                                   training["labeled"]["images"], size=rgb_size)
+        groups = np.arange(len(labels))
+    else:
+        n = int(training["n_hosts"])
+        bar = progress(range(n), desc="training fields", unit="field")
+        images, labels, meta = synthetic_training_set(
+            n, int(seed) + int(training["seed_offset"]), z_range=tuple(training["z_range"]),
+            log_mass_range=tuple(training["log_mass_range"]),
+            ra_range=tuple(training["ra_range"]), dec_range=tuple(training["dec_range"]),
+            sky={k: training[k] for k in ("field_max_pix", "background_density",
+                                          "star_density")},
+            radius_kpc=radius_kpc, cosmology=cosmology, r_max=training["r_max"],
+            galaxy_fraction=training["galaxy_fraction"] if balanced else None,
+            size=int(rgb_size), pixscale=float(rgb_pixscale), workers=workers,
+            progress=lambda k: bar.update(k), host_slice=host_slice)
+        bar.close()
+        groups = meta["host_nsaid"].to_numpy()
+    return {"images": images, "labels": labels, "groups": groups,
+            "source_id": meta["source_id"].astype(str).to_numpy(),
+            "truth_label": meta["truth_label"].astype(str).to_numpy()}
+
+
+def save_training_set(path, data: dict) -> None:
+    """Write a training set atomically (``.npz``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez(tmp, **data)
+    tmp.replace(path)
+
+
+def make_training_set(out, training: dict, seed: int, rgb_size: int, rgb_pixscale: float,
+                      radius_kpc: float, cosmology: dict, workers: int = 1,
+                      chunk: int = 0) -> None:
+    """Build and save the training set (paper 001 Sec. 2.1).
+
+    ``chunk`` > 0 (command line, large sets): render the synthetic hosts ``chunk`` at a
+    time, unbalanced, into ``<out>.partNNN.npz``; existing parts are skipped (resumable).
+
+    Raises
+    ------
+    ValueError
+        A set too small to train on (fewer than 10 cutouts or 3 of a class).
+    """
+    args = (training, seed, rgb_size, rgb_pixscale, radius_kpc, cosmology, workers)
+    if chunk:
+        for k, start in enumerate(range(0, int(training["n_hosts"]), chunk)):
+            part = Path(f"{out}.part{k:03d}.npz")
+            if not part.exists():
+                save_training_set(part, build_training_set(
+                    *args, host_slice=slice(start, start + chunk), balanced=False))
+                log.info("wrote %s", part)
+        return
+    data = build_training_set(*args)
+    labels = data["labels"]
+    log.info("training set: %d cutouts, %d shreds (%.0f%%)", len(labels), int(labels.sum()),
+             100 * labels.mean() if len(labels) else 0)
+    if len(labels) < 10 or labels.sum() < 3 or (labels == 0).sum() < 3:
+        raise ValueError(f"shred training set too small: {len(labels)} cutouts, "
+                         f"{int(labels.sum())} shreds; raise shreds.training.n_hosts")
+    save_training_set(out, data)
+
+
+def load_training_set(pattern, seed: int, galaxy_fraction: float) -> dict:
+    """``images, labels, groups`` of one ``.npz`` (as saved), or of several files matching
+    a glob (chunked parts, balanced together to ``galaxy_fraction`` galaxies)."""
+    from .data import balance
+
+    files = sorted(glob.glob(str(pattern))) or [str(pattern)]
+    ds = [np.load(f, allow_pickle=False) for f in files]
+    if len(ds) == 1:
+        return {k: ds[0][k] for k in ("images", "labels", "groups")}
+    images = np.concatenate([d["images"] for d in ds])
+    labels = np.concatenate([d["labels"] for d in ds])
+    groups = np.concatenate([d["groups"] for d in ds])
+    sets = [Path(f).name.split(".part")[0] for f in files]
+    if len(set(sets)) > 1:
+        # host ids restart in every make-set run: key the groups by set name too, so
+        # that hosts of different sets never share a group (parts of one set are disjoint)
+        groups = np.concatenate([np.char.add(s + ":", d["groups"].astype(str))
+                                 for s, d in zip(sets, ds)])
+    keep = balance(labels, galaxy_fraction, np.random.default_rng([seed, 77]))
+    log.info("%d files: %d cutouts after balancing", len(files), len(keep))
+    return {"images": images[keep], "labels": labels[keep], "groups": groups[keep]}
+
+
+def train(data: dict, settings: dict, seed: int, threads: int, model_path, cv_path) -> dict:
+    """Held-out test + k-fold CV training of the preset ``settings`` (paper 001 Sec. 2.2):
+    the kept model to ``model_path`` (``.keras``), the CV record to ``cv_path``."""
+    import keras
+
+    from .model import ShredArch
+    from .train import TrainConfig, cross_validate, save_json
+
+    arch = ShredArch.from_config(settings)
+    cfg = TrainConfig.from_config(settings, seed=seed, threads=threads)
+    log.info("preset %s: arch %s; train %s; %d cutouts", settings["preset"], arch, cfg,
+             len(data["labels"]))
+    t0 = time.time()
+    res = cross_validate(data["images"], data["labels"], arch, cfg, groups=data["groups"],
+                         model_path=model_path)
+    res["preset"] = settings["preset"]
+    res["wall_seconds"] = round(time.time() - t0, 1)
+    res["n_params"] = int(keras.saving.load_model(model_path, compile=False,
+                                                   safe_mode=True).count_params())
+    save_json(res, cv_path)
+    log.info("mean test AUC %s, accuracy %.4f; kept fold %d (AUC %s)", res["mean"]["auc"],
+             res["mean"]["accuracy"], res["kept_fold"], res["kept"]["auc"])
+    return res
+
+
+def evaluate(cv_path, data_path, seed: int, metrics_path, roc_path, examples_path) -> dict:
+    """Metrics JSON, ROC (paper 001 Fig. 3) and example grid (Fig. 4) of a trained run."""
+    from .plots import examples_figure, roc_figure
+
+    cv = json.loads(Path(cv_path).read_text())
+    d = np.load(data_path, allow_pickle=False)
+    idx = np.asarray(cv["test"]["index"], dtype=int)
+    p = np.asarray(cv["test"]["p_shred"])
+    roc_figure(cv, roc_path)
+    examples_figure(d["images"][idx], p, d["labels"][idx], examples_path, seed=seed)
+    strip = ("roc_fpr", "roc_tpr")
+    metrics = {
+        "preset": cv.get("preset"), "n_params": cv.get("n_params"), "n_total": cv["n_total"],
+        "n_test": cv["n_test"], "n_cv": cv["n_cv"], "folds_run": len(cv["folds"]),
+        "folds": [{"fold": f["fold"], "epochs": f["epochs"],
+                   "best_val_loss": f["best_val_loss"], "train_seconds": f["train_seconds"],
+                   **{k: v for k, v in f["test"].items() if k not in strip}}
+                  for f in cv["folds"]],
+        "mean": cv["mean"], "kept_fold": cv["kept_fold"],
+        "kept": {k: v for k, v in cv["kept"].items() if k not in strip},
+        "train_wall_seconds": cv.get("wall_seconds"), "config": cv["config"],
+        "arch": cv["arch"],
+    }
+    Path(metrics_path).write_text(json.dumps(metrics, indent=1))
+    log.info("test AUC mean %s accuracy %s", cv["mean"]["auc"], cv["mean"]["accuracy"])
+    return metrics
+
+
+def score(cuts_path, store_path, model_path, kind: str, threshold: float, batch_size: int,
+          out_path) -> pd.DataFrame:
+    """p_shred / is_shred for every source of one partition (paper 001 Sec. 3.2); one model
+    load per job, only when a source needs scoring."""
+    from ..cutouts import CutoutStore
+    from ..io import read_metadata, read_parquet, write_parquet
+    from .score import ShredScorer, score_partition
+
+    cuts = read_parquet(cuts_path)
+    need = cuts["passes_cuts"].fillna(False).astype(bool).sum()
+    scorer = ShredScorer(model_path, kind=kind, batch_size=batch_size) if need else None
+    out = score_partition(cuts, CutoutStore(store_path), scorer, threshold=threshold)
+    log.info("%s: %d rows, %d scored, %d shreds; reasons %s", cuts_path, len(out),
+             int(out.p_shred.notna().sum()), int(out.is_shred.fillna(False).sum()),
+             out.shreds_reason.str.split(":").str[0].value_counts().to_dict())
+    prov = read_metadata(cuts_path)["provenance"]
+    prov.update(stage="shreds", model=str(model_path), model_kind=kind, threshold=threshold)
+    write_parquet(out, out_path, units={"p_shred": ""}, prov=prov)
+    return out
+
+
+def score_images(model_path, image_dir, threshold: float, batch_size: int,
+                 out_path) -> pd.DataFrame:
+    """Score a directory of PNG/JPEG cutouts into a CSV (``file, source_id, p_shred,
+    is_shred, reason``)."""
+    from .score import score_image_dir
+
+    table = score_image_dir(model_path, image_dir, threshold=threshold, batch_size=batch_size)
+    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out_path, index=False)
+    n_ok, n_shred = int(table["p_shred"].notna().sum()), int(table["is_shred"].sum())
+    log.info("scored %d of %d images in %s: %d shreds (%.1f%%); wrote %s", n_ok, len(table),
+             image_dir, n_shred, 100.0 * n_shred / max(n_ok, 1), out_path)
+    return table
+
+
+def summary(files: dict, model_kind: str, json_path, html_path) -> list[dict]:
+    """Shred fraction per survey (paper 001 Sec. 3.2 finds ~4-5%) and, on the synthetic
+    sky, purity / completeness against the truth labels.
+
+    ``files``: per survey, its ``shreds`` and ``cuts`` partition files (told apart by
+    their ``/shreds/`` and ``/cuts/`` directories).
+    """
+    from ..io import read_parquet
+    from .summary import summarize
+
+    rows = []
+    for survey, paths in files.items():
+        paths = list(paths)
+        shreds = pd.concat([read_parquet(f) for f in paths if "/shreds/" in f],
+                           ignore_index=True)
+        cuts = pd.concat([read_parquet(f) for f in paths if "/cuts/" in f], ignore_index=True)
+        rows.append(summarize(survey, shreds, cuts))
+        log.info("%s", rows[-1])
+    Path(json_path).write_text(json.dumps(rows, indent=1))
+    table = pd.DataFrame(rows)
+    html = ["<html><head><meta charset='utf-8'><title>Shred fractions</title></head><body>",
+            "<h1>Shreds per survey (paper 001 Sec. 3.2: ~4% Legacy, ~5% SDSS / PS1)</h1>",
+            f"<p>model: {model_kind}. Fraction = is_shred among sources that pass the cuts "
+            "and have an ok cutout. Truth columns exist on the synthetic sky only: purity = "
+            "true shreds among is_shred, completeness = is_shred among true shreds (both "
+            "over scored sources).</p>",
+            table.to_html(index=False, float_format="%.3f"), "</body></html>"]
+    Path(html_path).write_text("\n".join(html))
+    return rows
