@@ -59,7 +59,8 @@ def host_field(hosts: pd.DataFrame, nsaid: int, survey: str, seed: int, radius_k
     truth = scene(hosts, row.RA - dra, row.RA + dra, row.DEC - ddec, row.DEC + ddec, seed,
                   radius_kpc, cosmo, sky.get("background_density", 12000),
                   sky.get("star_density", 3000), tuple(sky.get("satellites_per_host", (2, 6))))
-    fld = render_field(truth, row.RA, row.DEC, npix, spec, seed, field_key=int(nsaid))
+    fld = render_field(truth, row.RA, row.DEC, npix, spec, seed, field_key=int(nsaid),
+                       realism=sky.get("realism"))
     meas = measure_field(fld, thresh=det.get("thresh", 1.5), minarea=det.get("minarea", 5),
                          deblend_nthresh=det.get("deblend_nthresh", 64),
                          deblend_cont=det.get("deblend_cont", 0.0003),
