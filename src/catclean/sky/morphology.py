@@ -34,10 +34,12 @@ import galsim
 import numpy as np
 from scipy import ndimage
 
-#: component colours relative to r (mag): bulge, disc, knots (see catclean.sky.hosts)
-COLOURS = {"g": (0.80, 0.45, 0.10), "r": (0.0, 0.0, 0.0), "z": (-0.45, -0.30, 0.0)}
+#: component colours relative to r (mag): bulge, disc, knots. Knots are less blue than the
+#: original host model's (g-r 0.10): real HII regions in grz viewer images are light blue
+#: on a white/yellow disc, and the realism measure found the synthetic stamps too blue
+COLOURS = {"g": (0.80, 0.45, 0.25), "r": (0.0, 0.0, 0.0), "z": (-0.45, -0.30, -0.10)}
 #: colour gradient exponent of the disc light per band: I_b ~ (R / r_e)^gamma_b (bluer out)
-GRADIENT = {"g": 0.18, "r": 0.0, "z": -0.12}
+GRADIENT = {"g": 0.10, "r": 0.0, "z": -0.08}
 #: arm contrast per band relative to r (young stars: arms stand out most in g)
 ARM_BAND = {"g": 1.12, "r": 1.0, "z": 0.88}
 #: dust optical depth per band relative to g

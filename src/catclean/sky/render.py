@@ -49,7 +49,7 @@ GSPARAMS = galsim.GSParams(maximum_fft_size=16384, folding_threshold=1e-2)
 REALISM_PRESETS = {
     "none": {},
     "viewer": {"morphology": True, "knot_scale": 0.5, "psf_wing": 0.06,
-               "bad_column_rate": 0.0, "gap_rate": 0.02, "cutout_noise": 1.0,
+               "bad_column_rate": 0.0, "gap_rate": 0.02, "cutout_noise": 0.75,
                "jpeg_quality": 90, "r_max": 21.0, "all_hosts": True},
 }
 
