@@ -68,6 +68,20 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log", default=None, help="log file (default: stderr)")
 
 
+def stage_commands(subparsers, stage: str, help: str):
+    """The sub-parsers of one stage's command group (``catclean <stage> ...``)."""
+    parser = subparsers.add_parser(stage, help=help)
+    return parser.add_subparsers(dest="command", required=True)
+
+
+def command(commands, name: str, func, help: str, **kwargs) -> argparse.ArgumentParser:
+    """One command of a stage group: its parser, the config options, and ``func``."""
+    parser = commands.add_parser(name, help=help, **kwargs)
+    add_config_arguments(parser)
+    parser.set_defaults(func=func)
+    return parser
+
+
 def config_from_args(args: argparse.Namespace, extra: dict | None = None) -> dict:
     """The resolved config of a command: ``--config`` files, ``extra``, then ``--set``."""
     paths = [Path(p) for p in (args.config or [REPO_ROOT / "config" / "config.yaml"])]

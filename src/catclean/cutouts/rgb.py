@@ -87,3 +87,22 @@ def rgb_statistics(images: np.ndarray) -> dict:
         "frac_255": float((a == 255).mean()),
         "frac_0": float((a == 0).mean()),
     }
+
+
+def jpeg_roundtrip(rgb: np.ndarray, quality: int = 90, subsampling: int = 2) -> np.ndarray:
+    """Encode uint8 RGB (H, W, 3) as JPEG and decode it again (PIL/libjpeg).
+
+    The viewer serves its cutouts as JPEG; ``quality`` 90 with 4:2:0 chroma subsampling
+    (``subsampling=2``, PIL's code) reproduces the chroma blur and the pixel-noise texture
+    of the 856 real DR9 cutouts in ``shared/real`` (docs/realism.md).
+    """
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(buf, format="JPEG", quality=int(quality),
+                                                         subsampling=subsampling)
+    buf.seek(0)
+    with Image.open(buf) as im:
+        return np.asarray(im.convert("RGB"), dtype=np.uint8)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..cli import add_config_arguments, config_from_args
+from ..cli import command, config_from_args, stage_commands
 
 
 def _overrides(args) -> dict:
@@ -103,19 +103,29 @@ def score(args) -> int:
     return 0
 
 
+def realism(args) -> int:
+    from .realism import measure
+
+    config = config_from_args(args)
+    _setup(args, config, tensorflow=True)
+    summary = measure(args.data, args.real, args.out, n=args.n, seed=config["seed"],
+                      folds=args.folds, methods=args.methods.split(","), epochs=args.epochs,
+                      real_stats=args.real_stats)
+    for method in args.methods.split(","):
+        print(method, round(summary[method]["auc"], 4), "+-",
+              round(summary[method]["auc_std"], 4))
+    return 0
+
+
 def register(subparsers) -> None:
-    stage = subparsers.add_parser("shreds", help="shred CNN (paper 001)")
-    sub = stage.add_subparsers(dest="command", required=True)
-    ms = sub.add_parser("make-set", help="labeled training cutouts (shreds.training)")
-    add_config_arguments(ms)
+    sub = stage_commands(subparsers, "shreds", help="shred CNN (paper 001)")
+    ms = command(sub, "make-set", make_set, help="labeled training cutouts (shreds.training)")
     ms.add_argument("--hosts", type=int, help="shreds.training.n_hosts")
     ms.add_argument("--workers", type=int, help="rendering processes (default shreds.threads)")
     ms.add_argument("--chunk", type=int, help="render hosts this many at a time into "
                     "<out>.partNNN.npz (unbalanced, resumable)")
     ms.add_argument("--out", required=True, help=".npz (or the parts' prefix with --chunk)")
-    ms.set_defaults(func=make_set)
-    tr = sub.add_parser("train", help="held-out test + k-fold CV training")
-    add_config_arguments(tr)
+    tr = command(sub, "train", train, help="held-out test + k-fold CV training")
     tr.add_argument("--data", help="training set .npz, or a glob of make-set parts "
                     "(balanced together); default: build the configured set first")
     tr.add_argument("--csv", help="labels CSV (source_id,label): shreds.training.source=labeled")
@@ -123,12 +133,21 @@ def register(subparsers) -> None:
     tr.add_argument("--preset", help="shreds.preset (small | paper | your own)")
     tr.add_argument("--workers", type=int, help="rendering processes when building the set")
     tr.add_argument("--out", required=True, help="directory for shred_cnn.keras and cv.json")
-    tr.set_defaults(func=train)
-    sc = sub.add_parser("score", help="score a directory of PNG/JPEG cutouts")
-    add_config_arguments(sc)
+    sc = command(sub, "score", score, help="score a directory of PNG/JPEG cutouts")
     sc.add_argument("--model", required=True, help=".keras file or SavedModel directory")
     sc.add_argument("--images", required=True, help="directory of <source_id>[_suffix].png/.jpg")
     sc.add_argument("--threshold", type=float, help="shreds.threshold")
     sc.add_argument("--batch-size", type=int, help="shreds.batch_size")
     sc.add_argument("--out", required=True, help="CSV: file, source_id, p_shred, is_shred, reason")
-    sc.set_defaults(func=score)
+    rl = command(sub, "realism", realism,
+                 help="two-sample AUCs: a training set against real cutouts (docs/realism.md)")
+    rl.add_argument("--data", required=True, help="training set .npz with 'images'")
+    rl.add_argument("--real", default="../shared/real/legacy_dr9_grz_jpeg",
+                    help="directory of real cutouts")
+    rl.add_argument("--n", type=int, default=400, help="synthetic images drawn (seeded)")
+    rl.add_argument("--folds", type=int, default=5, help="cross-validation folds")
+    rl.add_argument("--methods", default="trees,cnn", help="discriminators: trees, cnn")
+    rl.add_argument("--epochs", type=int, default=4, help="CNN discriminator epochs")
+    rl.add_argument("--real-stats", default=None,
+                    help="Parquet cache of the real cutouts' statistics")
+    rl.add_argument("--out", required=True, help="folder for realism.json and the plots")

@@ -32,13 +32,45 @@ log = logging.getLogger(__name__)
 LABELS = {"galaxy": 0, "shred": 1}
 
 
+def _viewer_rgb(cutter, ra: float, dec: float, size: int, pixscale: float, opts: dict,
+                rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """A stamp like :meth:`FieldCutter.rgb` plus the viewer's white pixel noise
+    (``cutout_noise`` x the native sky sigma per band) and a JPEG round trip."""
+    from scipy import ndimage
+
+    from ..cutouts.rgb import jpeg_roundtrip, legacy_rgb, to_uint8
+    from ..sky.surveys import SURVEYS
+
+    spec = SURVEYS[cutter.field.survey] if cutter.field.survey in SURVEYS else SURVEYS["legacy"]
+    imgs = cutter._smooth(pixscale)
+    fx, fy = cutter._pix(ra, dec, size, pixscale)
+    coords = np.array([fy, fx])
+    bands = []
+    for im, b in zip(imgs, ("g", "r", "z")):
+        s = ndimage.map_coordinates(im, coords, order=1, mode="constant", cval=0.0)
+        k = float(opts.get("cutout_noise", 0.0))
+        if k > 0:
+            s = s + rng.normal(0.0, k * spec.sky_sigma(b), s.shape).astype(np.float32)
+        bands.append(s)
+    cover = ndimage.map_coordinates(cutter.good, coords, order=0, mode="constant", cval=0.0)
+    rgb = np.ascontiguousarray(to_uint8(legacy_rgb(bands))[::-1])
+    q = int(opts.get("jpeg_quality", 0) or 0)
+    if q > 0:
+        rgb = jpeg_roundtrip(rgb, q)
+    return rgb, float(cover.mean())
+
+
 def _field_stamps(args) -> tuple[np.ndarray, pd.DataFrame]:
     """Worker: render one training host field and cut stamps of its labeled detections."""
     hosts, nsaid, seed, radius_kpc, cosmology, sky, r_max, size, pixscale, min_cov = args
     from ..cutouts.quality import classify
     from ..cutouts.synthetic import FieldCutter
     from ..sky.fields import host_field
+    from ..sky.render import realism_options
 
+    opts = realism_options(sky.get("realism"))
+    if "r_max" in opts:
+        r_max = min(r_max, float(opts["r_max"]))
     fld, cat = host_field(hosts, int(nsaid), "legacy", seed, radius_kpc, cosmology, sky)
     flux = cat["flux_r"].to_numpy(float)
     mag = np.where(flux > 0, 22.5 - 2.5 * np.log10(np.maximum(flux, 1e-12)), np.inf)
@@ -46,7 +78,13 @@ def _field_stamps(args) -> tuple[np.ndarray, pd.DataFrame]:
     cutter = FieldCutter(fld)
     imgs, rows = [], []
     for i in np.flatnonzero(sel):
-        rgb, cover = cutter.rgb(float(cat.ra.iloc[i]), float(cat.dec.iloc[i]), size, pixscale)
+        if opts:
+            rgb, cover = _viewer_rgb(cutter, float(cat.ra.iloc[i]), float(cat.dec.iloc[i]),
+                                     size, pixscale, opts,
+                                     np.random.default_rng([seed, 99, int(nsaid), int(i)]))
+        else:
+            rgb, cover = cutter.rgb(float(cat.ra.iloc[i]), float(cat.dec.iloc[i]), size,
+                                    pixscale)
         status, _ = classify(rgb, (size, size, 3), cover, min_cov)
         if status != "ok":
             continue
@@ -97,6 +135,11 @@ def synthetic_training_set(n_hosts: int, seed: int, z_range=(0.005, 0.02),
         discs with resolved knots, i.e. shreds.
     sky : dict
         ``sky`` config section for the fields (``field_max_pix`` keeps them small).
+        ``sky["realism"]`` (a :data:`catclean.sky.render.REALISM_PRESETS` name such as
+        ``"viewer"``, or a dict of options) renders the realistic training sky of
+        docs/realism.md: realistic host morphologies, PSF wings, no bad columns, viewer
+        pixel noise and JPEG stamps, r <= 21 candidates, early-type hosts kept. Absent or
+        None: the original training sky, unchanged.
     r_max : float
         Faintest r magnitude (observed Kron flux) kept.
     galaxy_fraction : float or None
@@ -107,12 +150,16 @@ def synthetic_training_set(n_hosts: int, seed: int, z_range=(0.005, 0.02),
         Render only these hosts of the drawn table (chunked, resumable builds).
     """
     from ..sky.hosts import make_cosmology, synthetic_hosts
+    from ..sky.render import realism_options
 
     # star-forming discs only: the shreds the CNN must learn are star-forming regions
-    # split off discs (paper 001 Sec. 1, 2.1); early-type hosts are drawn and skipped
+    # split off discs (paper 001 Sec. 1, 2.1); early-type hosts are drawn and skipped --
+    # unless the realistic sky keeps them (real shreds include outskirts of ellipticals)
     hosts = synthetic_hosts(3 * n_hosts, ra_range, dec_range, z_range, log_mass_range, seed,
                             cosmology=make_cosmology(cosmology))
-    hosts = hosts[hosts.sim_knot_frac > 0].head(n_hosts).reset_index(drop=True)
+    if not realism_options((sky or {}).get("realism")).get("all_hosts"):
+        hosts = hosts[hosts.sim_knot_frac > 0]
+    hosts = hosts.head(n_hosts).reset_index(drop=True)
     args = [(hosts, nsaid, seed, radius_kpc, cosmology, sky or {}, r_max, size, pixscale,
              min_coverage) for nsaid in hosts.NSAID[host_slice or slice(None)]]
     parts = []

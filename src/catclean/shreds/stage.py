@@ -52,7 +52,7 @@ def build_training_set(training: dict, seed: int, rgb_size: int, rgb_pixscale: f
             log_mass_range=tuple(training["log_mass_range"]),
             ra_range=tuple(training["ra_range"]), dec_range=tuple(training["dec_range"]),
             sky={k: training[k] for k in ("field_max_pix", "background_density",
-                                          "star_density")},
+                                          "star_density", "realism")},
             radius_kpc=radius_kpc, cosmology=cosmology, r_max=training["r_max"],
             galaxy_fraction=training["galaxy_fraction"] if balanced else None,
             size=int(rgb_size), pixscale=float(rgb_pixscale), workers=workers,

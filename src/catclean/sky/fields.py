@@ -71,7 +71,8 @@ def host_field(hosts: pd.DataFrame, nsaid: int, survey: str, seed: int, radius_k
     truth = scene(hosts, row.RA - dra, row.RA + dra, row.DEC - ddec, row.DEC + ddec, seed,
                   radius_kpc, cosmo, sky["background_density"], sky["star_density"],
                   tuple(sky["satellites_per_host"]))
-    fld = render_field(truth, row.RA, row.DEC, npix, spec, seed, field_key=int(nsaid))
+    fld = render_field(truth, row.RA, row.DEC, npix, spec, seed, field_key=int(nsaid),
+                       realism=sky["realism"])
     meas = measure_field(fld, thresh=det["thresh"], minarea=det["minarea"],
                          deblend_nthresh=det["deblend_nthresh"],
                          deblend_cont=det["deblend_cont"], filter_fwhm=det["filter_fwhm"],

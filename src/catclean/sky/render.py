@@ -27,6 +27,47 @@ from .surveys import BANDS, NANOMAGGY_ZP, SurveySpec
 BADPIX, SATUR = 1, 2
 GSPARAMS = galsim.GSParams(maximum_fft_size=16384, folding_threshold=1e-2)
 
+#: rendering presets (``sky.realism``). ``None``/"none" is the original science sky (its
+#: outputs are unchanged); "viewer" is the realistic training sky of issue 11:
+#:
+#: - ``morphology``: hosts drawn by :func:`_host_realistic` (inclined thick/thin discs with
+#:   continuous log-spiral arms, bars, flocculent and irregular discs, dust lanes, disc
+#:   colour gradients, knots that follow the arms, ellipticals and S0s);
+#: - ``knot_scale``: multiplies the host light in star-forming knots;
+#: - ``psf_wing``: fraction of the PSF light in a broad Moffat wing (beta 2, 3x FWHM);
+#: - ``bad_column_rate`` / ``gap_rate``: probability of a bad column / a band missing in a
+#:   stripe (the viewer's coadds interpolate these; the science sky keeps 0.5 / 0.1);
+#:
+#: and, used by the shred training set (:mod:`catclean.shreds.data`) when it cuts stamps:
+#:
+#: - ``cutout_noise``: extra white noise added to each resampled stamp, in units of the
+#:   survey's native per-pixel sky sigma (the viewer's stamps have white pixel noise; the
+#:   flux-conserving box resampling alone correlates and lowers it);
+#: - ``jpeg_quality``: JPEG round trip of every stamp (0: none);
+#: - ``r_max``: faintest candidate (r, Kron), 21 as the real SDSS candidates;
+#: - ``all_hosts``: keep early-type hosts (their outskirts and centres are candidates too).
+REALISM_PRESETS = {
+    "none": {},
+    "viewer": {"morphology": True, "knot_scale": 0.5, "psf_wing": 0.06,
+               "bad_column_rate": 0.0, "gap_rate": 0.02, "cutout_noise": 0.75,
+               "jpeg_quality": 90, "r_max": 21.0, "all_hosts": True},
+}
+
+
+def realism_options(realism) -> dict:
+    """Options dict from a preset name, a dict (preset ``"preset"`` key plus overrides)
+    or None (the original sky)."""
+    if realism is None or realism is False:
+        return {}
+    if isinstance(realism, str):
+        if realism not in REALISM_PRESETS:
+            raise ValueError(f"unknown sky.realism preset {realism!r}; "
+                             f"choose from {sorted(REALISM_PRESETS)}")
+        return dict(REALISM_PRESETS[realism])
+    opts = dict(REALISM_PRESETS.get(realism.get("preset", "viewer"), {}))
+    opts.update({k: v for k, v in realism.items() if k != "preset"})
+    return opts
+
 
 def ebv_map(ra, dec):
     """Smooth synthetic Galactic E(B-V) in mag (0.01-0.08), deterministic in position."""
@@ -65,11 +106,17 @@ def field_wcs(ra: float, dec: float, npix: int, pixscale: float) -> WCS:
     return w
 
 
-def _profile(obj, band: str, flux: float):
+def _profile(obj, band: str, flux: float, realism: dict | None = None,
+             pixscale: float = 0.262):
     """GalSim profile of one truth object (before PSF) with total flux in nanomaggies."""
     beta = (90.0 + obj.pa) * galsim.degrees  # PA east of north -> angle from +x (east left)
     if obj.kind == "star":
         return None
+    if obj.kind == "host" and realism and realism.get("morphology"):
+        from .morphology import host_profile
+
+        return host_profile(obj, band, flux, pixscale, knot_scale=realism.get("knot_scale", 1.0),
+                            gsparams=GSPARAMS)
     if obj.kind == "host":
         bf, kf = obj.bulge_frac, obj.knot_frac
         # component colours (see hosts.py): bulge red, disc intermediate, knots blue
@@ -142,7 +189,7 @@ def _stamp_size(obj, fwhm: float, pixscale: float) -> int:
 
 
 def render_field(truth: pd.DataFrame, center_ra: float, center_dec: float, npix: int,
-                 spec: SurveySpec, seed: int, field_key: int = 0) -> Field:
+                 spec: SurveySpec, seed: int, field_key: int = 0, realism=None) -> Field:
     """Render all ``truth`` objects into a field of ``npix`` x ``npix`` pixels.
 
     Parameters
@@ -158,7 +205,11 @@ def render_field(truth: pd.DataFrame, center_ra: float, center_dec: float, npix:
         Master seed; the noise of this field is seeded by ``(seed, survey, field_key)``.
     field_key : int
         Distinguishes fields (e.g. the host NSAID).
+    realism : str or dict, optional
+        A :data:`REALISM_PRESETS` name or options (:func:`realism_options`); None (default)
+        renders the original science sky, bit for bit.
     """
+    ropt = realism_options(realism)
     rng = np.random.default_rng([seed, 4, sum(map(ord, spec.name)), field_key])
     wcs = field_wcs(center_ra, center_dec, npix, spec.pixscale)
     x, y = wcs.all_world2pix(truth.ra.to_numpy(), truth.dec.to_numpy(), 0)
@@ -172,12 +223,16 @@ def render_field(truth: pd.DataFrame, center_ra: float, center_dec: float, npix:
     inside = (x > -200) & (x < npix + 200) & (y > -200) & (y < npix + 200)
     for band in BANDS:
         psf = galsim.Moffat(beta=spec.psf_beta, fwhm=psf_fwhm[band], gsparams=GSPARAMS)
+        if ropt.get("psf_wing"):
+            fw = float(ropt["psf_wing"])
+            wing = galsim.Moffat(beta=2.0, fwhm=3.0 * psf_fwhm[band], gsparams=GSPARAMS)
+            psf = galsim.Add([psf.withFlux(1.0 - fw), wing.withFlux(fw)])
         full = galsim.ImageF(npix, npix, scale=spec.pixscale)
         for k in np.flatnonzero(inside):
             obj = truth.iloc[k]
             mag = obj[f"mag_{band}"] + spec.ext_coeff[band] * ebv[k]
             flux = 10 ** (-0.4 * (mag - NANOMAGGY_ZP))
-            prof = _profile(obj, band, flux)
+            prof = _profile(obj, band, flux, ropt, spec.pixscale)
             prof = psf.withFlux(flux) if prof is None else galsim.Convolve(prof, psf)
             size = _stamp_size(obj, psf_fwhm[band], spec.pixscale)
             ix, iy = int(np.round(x[k])), int(np.round(y[k]))
@@ -185,7 +240,8 @@ def render_field(truth: pd.DataFrame, center_ra: float, center_dec: float, npix:
             stamp.setCenter(ix + 1, iy + 1)  # GalSim pixels are 1-based
             offset = galsim.PositionD(x[k] - ix, y[k] - iy)
             method = "auto"
-            if obj.kind in ("host", "satellite") and obj.n_knots > 0:
+            if obj.kind in ("host", "satellite") and obj.n_knots > 0 and not (
+                    obj.kind == "host" and ropt.get("morphology")):
                 method = "fft"  # RandomKnots inside a Convolve: FFT keeps it deterministic
             prof.drawImage(image=stamp, offset=offset, method=method, add_to_image=False)
             overlap = stamp.bounds & full.bounds
@@ -211,12 +267,12 @@ def render_field(truth: pd.DataFrame, center_ra: float, center_dec: float, npix:
         mask[sat] |= SATUR
         iv = np.full(model.shape, 1.0 / sigma**2, dtype=np.float32)
         nob = np.full(model.shape, rng.integers(2, 6), dtype=np.int16)
-        if rng.uniform() < 0.5:  # a bad column
+        if rng.uniform() < ropt.get("bad_column_rate", 0.5):  # a bad column
             col = rng.integers(0, npix)
             mask[:, col:col + 2] |= BADPIX
             iv[:, col:col + 2] = 0.0
             img[:, col:col + 2] = 0.0
-        if rng.uniform() < 0.1:  # a stripe with no exposure in this band (CCD gap)
+        if rng.uniform() < ropt.get("gap_rate", 0.1):  # a band missing in a stripe (CCD gap)
             w = int(15 / spec.pixscale)
             x0 = rng.integers(0, max(1, npix - w))
             iv[:, x0:x0 + w] = 0.0

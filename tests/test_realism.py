@@ -1,0 +1,137 @@
+"""The realism measure (classifier two-sample test) and the gated realistic sky."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import SHARED
+
+REAL = SHARED / "real" / "legacy_dr9_grz_jpeg"
+
+needs_real = pytest.mark.skipif(
+    not REAL.is_dir(), reason=f"real cutouts not found at {REAL} (../shared/real beside the "
+                              "repository); the two-sample tests need them")
+
+
+@pytest.fixture(scope="module")
+def real_set():
+    from catclean.shreds.realism import image_statistics, load_image_dir
+
+    imgs = load_image_dir(REAL, n=200, seed=5)
+    return imgs, image_statistics(imgs)
+
+
+def test_image_statistics_columns():
+    from catclean.shreds.realism import image_statistics
+
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(20, 60, (3, 128, 128, 3)).astype(np.uint8)
+    imgs[:, 60:68, 60:68] = 250
+    st = image_statistics(imgs)
+    assert len(st) == 3
+    for c in ("sky_R", "noise_G", "centre_B_G", "centre_sb", "bright_frac_20", "n_peaks",
+              "prof_0_3", "blockiness", "peak_offset"):
+        assert c in st
+    assert (st.centre_sb > 100).all() and st.peak_offset.max() < 3
+    with pytest.raises(ValueError):
+        image_statistics(imgs[..., 0])
+
+
+@needs_real
+def test_separates_clearly_different_sets(real_set):
+    """Real cutouts vs the same kind of cutouts, re-rendered smoother and brighter: AUC > 0.9."""
+    from scipy import ndimage
+
+    from catclean.shreds.realism import image_statistics, two_sample_auc
+
+    imgs, _ = real_set
+    a, b = imgs[:100], imgs[100:]
+    changed = ndimage.gaussian_filter(a.astype(np.float32), (0, 1.2, 1.2, 0))
+    changed = np.clip(changed * 1.1 + 12, 0, 255).astype(np.uint8)
+    res = two_sample_auc(None, None, method="trees", folds=4, seed=1,
+                         stats_a=image_statistics(changed), stats_b=image_statistics(b))
+    assert res["auc"] > 0.9, res
+    assert res["n_a"] == 100 and res["n_b"] == 100
+    fi = res["feature_importance"]
+    assert isinstance(fi, pd.DataFrame) and {"feature", "importance", "auc_1d"} <= set(fi)
+
+
+@needs_real
+def test_does_not_separate_two_halves(real_set):
+    from catclean.shreds.realism import two_sample_auc
+
+    _, st = real_set
+    h = np.random.default_rng(3).permutation(len(st))
+    res = two_sample_auc(None, None, method="trees", folds=4, seed=2, importance_repeats=0,
+                         stats_a=st.iloc[h[:100]].reset_index(drop=True),
+                         stats_b=st.iloc[h[100:]].reset_index(drop=True))
+    assert abs(res["auc"] - 0.5) < 0.1, res
+
+
+@needs_real
+def test_cnn_two_sample(real_set):
+    """The tiny CNN sees an obvious difference (a bright sky in every image)."""
+    pytest.importorskip("keras")
+    from catclean.shreds.realism import two_sample_auc
+
+    imgs, _ = real_set
+    a, b = imgs[:80].copy(), imgs[80:160]
+    a = np.clip(a.astype(int) + 70, 0, 255).astype(np.uint8)
+    res = two_sample_auc(a, b, method="cnn", folds=2, seed=0, epochs=4)
+    assert res["auc"] > 0.9, res
+    assert res["feature_importance"] is None
+
+
+def test_plots(tmp_path):
+    from catclean.shreds.realism import image_statistics, plot_gallery, plot_statistics
+
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 255, (6, 128, 128, 3)).astype(np.uint8)
+    b = rng.integers(0, 100, (5, 128, 128, 3)).astype(np.uint8)
+    sa, sb = image_statistics(a), image_statistics(b)
+    assert plot_statistics(sa, sb, tmp_path / "h.png", columns=["sky_R", "n_peaks"]).exists()
+    assert plot_gallery(a, b, tmp_path / "g.png", n=4, titles_a=["x"] * 6).exists()
+
+
+def test_realism_options_default_is_original_sky():
+    from catclean.sky.render import REALISM_PRESETS, realism_options
+
+    assert realism_options(None) == {} and realism_options("none") == {}
+    assert realism_options("viewer") == REALISM_PRESETS["viewer"]
+    assert realism_options({"preset": "viewer", "jpeg_quality": 80})["jpeg_quality"] == 80
+    with pytest.raises(ValueError):
+        realism_options("nope")
+
+
+def test_jpeg_roundtrip():
+    from catclean.cutouts.rgb import jpeg_roundtrip
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (128, 128, 3)).astype(np.uint8)
+    out = jpeg_roundtrip(img, 90)
+    assert out.shape == img.shape and out.dtype == np.uint8
+    assert 0 < np.abs(out.astype(int) - img).mean() < 60
+
+
+def test_realistic_host_morphologies():
+    """Every morphology renders a finite, positive profile with the requested flux."""
+    import galsim
+
+    from catclean.sky.morphology import MORPHS, host_morphology, host_profile
+
+    seen = set()
+    for seed in range(40):
+        for bf in (0.2, 0.6):
+            m = host_morphology(seed, bf)
+            seen.add(m["kind"])
+            if seed % 8:
+                continue
+            obj = pd.Series({"seed": seed, "bulge_frac": bf, "knot_frac": 0.0 if bf > 0.5
+                             else 0.15, "r_e": 6.0, "q": 0.3 + 0.02 * seed, "pa": 30.0,
+                             "knot_size": 0.4, "n_knots": 40, "bulge_re": 1.2})
+            prof = host_profile(obj, "g", 10.0, 0.262)
+            img = prof.drawImage(nx=96, ny=96, scale=0.262, method="no_pixel").array
+            assert np.isfinite(img).all() and img.sum() > 0
+            assert isinstance(prof, galsim.GSObject)
+    assert seen == set(MORPHS)
