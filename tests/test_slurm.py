@@ -289,7 +289,7 @@ FIXTURE_RUN = Path(__file__).parent / "fixtures" / "slurm" / "run"
 
 def test_suggest_resources_from_benchmark_files():
     sugg = suggest_resources(FIXTURE_RUN)
-    # rule names come from the workflow's benchmark: patterns, also for qa/benchmarks
+    # rule names come from the workflow's benchmark: patterns
     assert set(sugg) == {"render_field", "make_blends", "train_shred_cnn", "score_shreds",
                          "qa_make_exposures"}
     # 1.5 x the worst max_rss, up to a multiple of 500 MB; 2 x the longest s, >= 5 min
@@ -305,13 +305,13 @@ def test_suggest_resources_from_benchmark_files():
 
 def test_format_set_resources_is_profile_yaml(capsys):
     sugg = suggest_resources(FIXTURE_RUN / "benchmarks")  # a benchmarks folder works too
-    assert "qa_make_exposures" not in sugg
+    assert "qa_make_exposures" in sugg  # QA benchmarks live under benchmarks/qa/
     block = yaml.safe_load(format_set_resources(sugg))
     assert block["set-resources"]["train_shred_cnn"] == {"mem_mb": 5000, "runtime": 21}
     assert cli_main(["resources", str(FIXTURE_RUN)]) == 0
     out = yaml.safe_load(capsys.readouterr().out)
     assert out["set-resources"]["qa_make_exposures"] == {"mem_mb": 500, "runtime": 5}
-    assert cli_main(["resources", str(FIXTURE_RUN / "qa" / "nothing")]) == 1
+    assert cli_main(["resources", str(FIXTURE_RUN / "nothing")]) == 1
 
 
 def test_profile_covers_every_heavy_rule(repo):
