@@ -27,6 +27,27 @@ localrules:
     all,
 
 
+# Network rules run on the submit host under a cluster executor (compute nodes usually have
+# no internet). A rule listed here must not be in a group too: Snakemake never runs a
+# grouped rule locally (profiles/slurm `groups:`; docs/slurm.md, "Network rules").
+if config["hosts"]["provider"] == "nsa":
+
+    localrules:
+        hosts,
+
+
+if any(config["surveys"][s]["provider"] == "live" for s in SURVEYS):
+
+    localrules:
+        query_catalog,
+
+
+if any(cutout_provider(s) == "live" for s in SURVEYS):
+
+    localrules:
+        cutouts,
+
+
 rule all:
     input:
         all_targets,

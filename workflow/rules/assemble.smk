@@ -15,6 +15,8 @@ rule assemble:
         seed=config["seed"],
     log:
         f"{LOGS}/assemble/{{survey}}.log",
+    benchmark:
+        f"{BENCHMARKS}/assemble/{{survey}}.tsv"
     conda:
         "../../envs/catalogs.yaml"
     script:

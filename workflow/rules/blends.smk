@@ -125,6 +125,8 @@ rule deblend:
     threads: 1
     log:
         f"{LOGS}/blends/deblend_{{survey}}_{{release}}_{{hpx}}.log",
+    benchmark:
+        f"{BENCHMARKS}/blends/deblend_{{survey}}_{{release}}_{{hpx}}.tsv"
     conda:
         "../../envs/ml.yaml"
     script:

@@ -172,6 +172,8 @@ if config["qa"]["enabled"]:
         threads: QA_THREADS
         log:
             f"{LOGS}/qa/qa_grade_exposures.log",
+        benchmark:
+            f"{BENCHMARKS}/qa/qa_grade_exposures.tsv"
         conda:
             "../../envs/ml.yaml"
         script:
