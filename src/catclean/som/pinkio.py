@@ -105,6 +105,24 @@ def _check(fh, ftype: str) -> None:
         raise ValueError(f"PINK file type {typ}, expected {FILE_TYPES[ftype]} ({ftype})")
 
 
+def _write(path, comment: str | None, header: tuple[int, ...], *blocks: bytes) -> None:
+    """One PINK v2 file: the comment block, ``VERSION`` + ``header`` ints, the data."""
+    with open(path, "wb") as fh:
+        fh.write(format_comment(comment))
+        fh.write(_pack(VERSION, *header))
+        for block in blocks:
+            fh.write(block)
+
+
+def _read_header(fh, ftype: str, n_ints: int) -> tuple[str, tuple[int, ...], tuple[int, ...]]:
+    """Comment, the ``n_ints`` header ints after the file type (the last one, the rank,
+    dropped) and the ``rank`` dimensions that follow."""
+    comment = read_comment(fh)
+    _check(fh, ftype)
+    head = _ints(fh, n_ints)
+    return comment, head[:-1], _ints(fh, head[-1])
+
+
 def _sniff_hex(fh, layout: int, dims: tuple, bytes_per_cell: int) -> int:
     """PINK 2.x stores layout 0 for hexagonal SOMs: recognise them by the data size."""
     if layout != 0 or len(dims) != 2 or dims[0] != dims[1] or dims[0] % 2 == 0:
@@ -155,19 +173,14 @@ def write_images(path, images, comment: str | None = None, layout: int = 0) -> N
     if a.ndim not in (2, 3, 4):
         raise ValueError("images must be (N, W), (N, H, W) or (N, C, H, W)")
     dims = a.shape[1:]
-    with open(path, "wb") as fh:
-        fh.write(format_comment(comment))
-        fh.write(_pack(VERSION, 0, 0, a.shape[0], layout, len(dims), *dims))
-        fh.write(np.ascontiguousarray(a).tobytes())
+    _write(path, comment, (0, 0, a.shape[0], layout, len(dims), *dims),
+           np.ascontiguousarray(a).tobytes())
 
 
 def read_images(path) -> PinkFile:
     """Read a PINK image file; ``data`` has shape (N, *dims), float32."""
     with open(path, "rb") as fh:
-        comment = read_comment(fh)
-        _check(fh, "image")
-        dtype, n, layout, rank = _ints(fh, 4)
-        dims = _ints(fh, rank)
+        comment, (dtype, n, layout), dims = _read_header(fh, "image", 4)
         data = np.fromfile(fh, dtype=_dtype(dtype), count=n * _n_cells(layout, dims))
     return PinkFile(data.reshape(n, *dims).astype(np.float32), comment, layout, dims)
 
@@ -192,20 +205,14 @@ def write_som(
     if w.shape[0] != _n_cells(layout, tuple(som_dims)):
         raise ValueError("number of neurons does not match som_dims/layout")
     ndims = w.shape[1:]
-    with open(path, "wb") as fh:
-        fh.write(format_comment(comment))
-        fh.write(_pack(VERSION, 1, 0, layout, len(som_dims), *som_dims))
-        fh.write(_pack(0, len(ndims), *ndims))
-        fh.write(np.ascontiguousarray(w).tobytes())
+    _write(path, comment, (1, 0, layout, len(som_dims), *som_dims),
+           _pack(0, len(ndims), *ndims), np.ascontiguousarray(w).tobytes())
 
 
 def read_som(path) -> PinkFile:
     """Read a PINK SOM file; ``data`` has shape (N, *neuron_dims), float32."""
     with open(path, "rb") as fh:
-        comment = read_comment(fh)
-        _check(fh, "som")
-        dtype, layout, rank = _ints(fh, 3)
-        dims = _ints(fh, rank)
+        comment, (dtype, layout), dims = _read_header(fh, "som", 3)
         _, nrank = _ints(fh, 2)
         ndims = _ints(fh, nrank)
         per = int(np.prod(ndims)) * _dtype(dtype).itemsize
@@ -228,19 +235,14 @@ def write_mapping(
         ``sqrt`` of the summed squared pixel differences (PINK ``Mapper``).
     """
     d = np.asarray(distances, dtype="<f4")
-    with open(path, "wb") as fh:
-        fh.write(format_comment(comment))
-        fh.write(_pack(VERSION, 2, 0, d.shape[0], layout, len(som_dims), *som_dims))
-        fh.write(np.ascontiguousarray(d).tobytes())
+    _write(path, comment, (2, 0, d.shape[0], layout, len(som_dims), *som_dims),
+           np.ascontiguousarray(d).tobytes())
 
 
 def read_mapping(path) -> PinkFile:
     """Read a PINK mapping file; ``data`` has shape (n, N) float32."""
     with open(path, "rb") as fh:
-        comment = read_comment(fh)
-        _check(fh, "mapping")
-        dtype, n, layout, rank = _ints(fh, 4)
-        dims = _ints(fh, rank)
+        comment, (dtype, n, layout), dims = _read_header(fh, "mapping", 4)
         layout = _sniff_hex(fh, layout, dims, n * _dtype(dtype).itemsize)
         nn = _n_cells(layout, dims)
         data = np.fromfile(fh, dtype=_dtype(dtype), count=n * nn)
@@ -268,19 +270,13 @@ def write_transforms(
     rec = np.empty(f.shape, dtype=TRANSFORM_DTYPE)
     rec["flip"] = f.astype(np.int8)
     rec["angle"] = np.asarray(angles_rad, dtype=np.float32)
-    with open(path, "wb") as fh:
-        fh.write(format_comment(comment))
-        fh.write(_pack(VERSION, 3, f.shape[0], layout, len(som_dims), *som_dims))
-        fh.write(rec.tobytes())
+    _write(path, comment, (3, f.shape[0], layout, len(som_dims), *som_dims), rec.tobytes())
 
 
 def read_transforms(path) -> PinkFile:
     """Read a PINK transform file; ``data`` is a (n, N) record array (``flip``, ``angle``)."""
     with open(path, "rb") as fh:
-        comment = read_comment(fh)
-        _check(fh, "transform")
-        n, layout, rank = _ints(fh, 3)
-        dims = _ints(fh, rank)
+        comment, (n, layout), dims = _read_header(fh, "transform", 3)
         layout = _sniff_hex(fh, layout, dims, n * TRANSFORM_DTYPE.itemsize)
         nn = _n_cells(layout, dims)
         data = np.fromfile(fh, dtype=TRANSFORM_DTYPE, count=n * nn)
