@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +51,9 @@ def _key_path(error) -> str:
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         parts = parts + [",".join(extra)]
     if error.validator == "required":
-        missing = [m for m in error.validator_value if m not in error.instance]
-        parts = parts + [",".join(missing)]
+        # one error per missing key; its message names it ("'seed' is a required property")
+        missing = re.match(r"'(.+?)' is a required property", error.message)
+        parts = parts + [missing.group(1) if missing else "?"]
     return ".".join(parts) if parts else "<top level>"
 
 
@@ -181,6 +183,24 @@ def preset_settings(config: dict, stage: str) -> dict:
     section = config[stage]
     name = section["preset"]
     return {**copy.deepcopy(section["presets"][name]), "preset": name}
+
+
+def schema_preset(stage: str, name: str | None = None) -> dict:
+    """One complete preset of a stage, from the schema and the repository's config.
+
+    For code outside the workflow (tests, benchmarks, notebooks) that needs a stage's
+    settings without writing a config file; the same values a run would use.
+
+    Parameters
+    ----------
+    stage : str
+        Config section with ``preset`` / ``presets`` (``shreds``, ``blends``, ``qa``,
+        ``som``, ``morphology``).
+    name : str, optional
+        Preset name; None takes the one ``config/config.yaml`` chooses.
+    """
+    overrides = {stage: {"preset": name}} if name else None
+    return preset_settings(default_config(overrides), stage)
 
 
 def default_config(overrides: dict | None = None) -> dict:
