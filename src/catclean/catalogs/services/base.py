@@ -31,7 +31,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from ...net import Fetcher, ParseError, SchemaError, ServiceError, ServiceSettings
+from ...net import Fetcher, ParseError, SchemaError, ServiceError, ServiceSettings, redact
 from ..base import CatalogProvider
 from ..geometry import in_cones_and_pixel, valid_position
 from ..planner import Unit, plan_units, split_unit
@@ -282,7 +282,7 @@ class LiveProvider(CatalogProvider):
 
     def describe(self) -> dict:
         recs = sorted(self._records, key=lambda r: r["query_sha256"] or "")
-        return {**super().describe(), "service": self.service, "url": self.settings.url,
+        return {**super().describe(), "service": self.service, "url": redact(self.settings.url),
                 "row_limit": self.settings.row_limit,
                 "query": [r["query"] for r in recs],
                 "responses": [{k: r[k] for k in ("url", "query_sha256", "sha256",
