@@ -152,6 +152,7 @@ def validate_config(config: dict, schema_path: Path | str = SCHEMA_PATH) -> dict
                 lines.append(f"  config key '{stage}.preset': {section['preset']!r} is not "
                              f"one of {stage}.presets: {sorted(section['presets'] or {})}")
     lines += _path_problems(config)
+    lines += _release_problems(config)
     if lines:
         raise ConfigError("invalid configuration:\n" + "\n".join(lines))
     return config
@@ -167,6 +168,24 @@ def _path_problems(config: dict) -> list[str]:
         return []
     return [f"  config key 'results_dir': absolute path {results_dir!r} is not under "
             f"results_root ({root!r}); use a relative path or set results_root"]
+
+
+def _release_problems(config: dict) -> list[str]:
+    """Each ``surveys.<s>.release`` must be a release its providers know
+    (:data:`catclean.catalogs.schema.RELEASES`), synthetic and live alike."""
+    surveys = config.get("surveys")
+    if not isinstance(surveys, dict):
+        return []
+    from .catalogs.schema import RELEASES
+
+    out = []
+    for name, spec in surveys.items():
+        if not isinstance(spec, dict) or name not in RELEASES or "release" not in spec:
+            continue
+        if spec["release"] not in RELEASES[name]:
+            out.append(f"  config key 'surveys.{name}.release': {spec['release']!r} is not a "
+                       f"known {name} release; allowed: {list(RELEASES[name])}")
+    return out
 
 
 resolve_config = validate_config

@@ -19,7 +19,7 @@ import pandas as pd
 from ..io import read_parquet
 from .base import CatalogProvider
 from .geometry import angular_separation_deg, healpix, in_cones_and_pixel, valid_position
-from .schema import POSITION_COLUMNS
+from .schema import POSITION_COLUMNS, RELEASES
 
 
 class SyntheticProvider(CatalogProvider):
@@ -28,6 +28,9 @@ class SyntheticProvider(CatalogProvider):
     def __init__(self, survey: str, release: str, field_catalogs: Sequence[str]):
         if survey not in POSITION_COLUMNS:
             raise ValueError(f"unknown survey {survey!r}")
+        if release not in RELEASES[survey]:
+            raise ValueError(f"surveys.{survey}.release {release!r}: known releases "
+                             f"{list(RELEASES[survey])}")
         self.survey, self.release = survey, release
         self.field_catalogs = list(field_catalogs)
         self._query = ""
