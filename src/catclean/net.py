@@ -75,6 +75,25 @@ _SECRET_QS = re.compile(r"(?i)(?<![a-z0-9_])((?:[a-z0-9_.-]*[_.-])?(?:"
 REDACTED = "***"
 
 
+class RedactingFilter(logging.Filter):
+    """Redacts credentials in a log record's message (:func:`redact`); attached to the
+    loggers of the HTTP libraries, whose DEBUG lines carry full URLs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            msg = record.getMessage()
+        except Exception:
+            return True
+        red = redact(msg)
+        if red != msg:
+            record.msg, record.args = red, ()
+        return True
+
+
+for _name in ("urllib3.connectionpool", "urllib3.util.retry", "requests"):
+    logging.getLogger(_name).addFilter(RedactingFilter())
+
+
 def is_secret_param(name) -> bool:
     """Whether a query/form parameter name carries a credential (:data:`SECRET_PARAMS`)."""
     return bool(_SECRET_NAME.match(str(name)))

@@ -39,9 +39,10 @@ def _unit_vectors(ra, dec) -> np.ndarray:
 
 def angular_separation_deg(ra1, dec1, ra2, dec2) -> np.ndarray:
     """Pairwise separations (deg) between arrays 1 (n) and 2 (m) -> (n, m)."""
-    v1, v2 = _unit_vectors(ra1, dec1), _unit_vectors(ra2, dec2)
-    cosd = np.clip(v1 @ v2.T, -1.0, 1.0)
-    return np.degrees(np.arccos(cosd))
+    with np.errstate(invalid="ignore"):  # a NaN position gives a NaN separation
+        v1, v2 = _unit_vectors(ra1, dec1), _unit_vectors(ra2, dec2)
+        cosd = np.clip(v1 @ v2.T, -1.0, 1.0)
+        return np.degrees(np.arccos(cosd))
 
 
 def healpix(nside: int):
