@@ -29,6 +29,19 @@ def _load_yaml(path: Path) -> Any:
         return yaml.safe_load(fh)
 
 
+_SCHEMA_CACHE: dict[tuple[str, int], Any] = {}
+
+
+def _load_schema(path: Path) -> Any:
+    """A schema file, parsed once per (path, modification time): YAML parsing is most of
+    the cost of :func:`validate_config`. Returns a deep copy (callers may not share)."""
+    path = Path(path)
+    key = (str(path.resolve()), path.stat().st_mtime_ns)
+    if key not in _SCHEMA_CACHE:
+        _SCHEMA_CACHE[key] = _load_yaml(path)
+    return copy.deepcopy(_SCHEMA_CACHE[key])
+
+
 def _registry(schema_path: Path):
     """A ``referencing`` registry that resolves relative ``$ref`` to sibling YAML files."""
     from referencing import Registry, Resource
@@ -38,7 +51,7 @@ def _registry(schema_path: Path):
         path = Path(uri.removeprefix("file://"))
         if not path.is_absolute():
             path = schema_path.parent / path
-        return Resource.from_contents(_load_yaml(path), default_specification=DRAFT202012)
+        return Resource.from_contents(_load_schema(path), default_specification=DRAFT202012)
 
     return Registry(retrieve=retrieve)
 
@@ -64,7 +77,7 @@ def _deref(schema: dict, root: dict, base: Path) -> tuple[dict, dict]:
             for part in ref[2:].split("/"):
                 target = target[part]
         else:
-            root = _load_yaml(base / ref)
+            root = _load_schema(base / ref)
             target = root
         # keys written beside the $ref (a `default`, a `description`) refine the target
         schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
@@ -140,7 +153,7 @@ def validate_config(config: dict, schema_path: Path | str = SCHEMA_PATH) -> dict
     from jsonschema import Draft202012Validator
 
     schema_path = Path(schema_path)
-    schema = _load_yaml(schema_path)
+    schema = _load_schema(schema_path)
     _set_defaults(config, schema, schema_path.parent)
     registry = _registry(schema_path)
     validator = Draft202012Validator(schema, registry=registry)
@@ -328,7 +341,7 @@ def config_reference(schema_path: Path | str = SCHEMA_PATH) -> str:
     """The text of ``config/README.md``: every key of the schema with type, default, meaning."""
     schema_path = Path(schema_path)
     base = schema_path.parent
-    top = _load_yaml(schema_path)
+    top = _load_schema(schema_path)
     out = [_README_INTRO.rstrip(), "", "## Top level", "",
            "| key | type | default | meaning |", "|---|---|---|---|"]
     sections = []
