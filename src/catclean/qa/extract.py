@@ -109,6 +109,41 @@ def read_exposure(path: str | Path):
     return exptime, hdul
 
 
+#: primary-header keyword giving the number of CCD extensions (MegaCam files carry it)
+CCD_COUNT_KEYWORD = "NEXTEND"
+
+
+def expected_ccds(hdul, plan_n_ccd: int | None = None) -> tuple[int, str]:
+    """How many CCD extensions the exposure should have, and where that number came from.
+
+    The primary header's ``NEXTEND`` (as MegaCam files carry it) wins; without it the
+    plan's count (``plan_n_ccd``, e.g. ``n_ccd`` of the exposure table); without both,
+    the extensions actually present (a truncation is then undetectable).
+    """
+    value = hdul[0].header.get(CCD_COUNT_KEYWORD)
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        n = -1
+    if n >= 1:
+        return n, f"{CCD_COUNT_KEYWORD}={n} in the primary header"
+    if plan_n_ccd is not None and int(plan_n_ccd) >= 1:
+        return int(plan_n_ccd), f"n_ccd={int(plan_n_ccd)} of the plan"
+    return len(hdul) - 1, "extensions present (no NEXTEND, no plan)"
+
+
+def read_ccd(hdu) -> tuple[np.ndarray | None, str]:
+    """CCD pixels as float32 and ``''``, or None and why the data cannot be read (a
+    truncated or corrupt extension)."""
+    try:
+        data = hdu.data
+    except Exception as exc:  # astropy: ValueError 'cannot reshape' on a cut extension
+        return None, f"{type(exc).__name__}: {exc}"
+    if data is None or data.ndim != 2:
+        return None, ""
+    return np.asarray(data, dtype=np.float32), ""
+
+
 def ccd_data(hdu) -> np.ndarray | None:
     """CCD pixels as native float32, or None when the extension cannot be decoded."""
     try:
@@ -237,7 +272,8 @@ def stellar_reference(r50: np.ndarray, snr: np.ndarray) -> float:
 
 
 def process_exposure(path: str | Path, cfg: ExtractConfig, pixel_scale: float, expid=None,
-                     truth: pd.DataFrame | None = None, keep_data: dict | None = None):
+                     truth: pd.DataFrame | None = None, keep_data: dict | None = None,
+                     n_ccd: int | None = None):
     """Extract sources from every CCD of one exposure (the extraction driver).
 
     Parameters
@@ -248,12 +284,16 @@ def process_exposure(path: str | Path, cfg: ExtractConfig, pixel_scale: float, e
     expid : identifier stored in the output tables (default: file stem).
     truth : optional per-source truth (columns ccd, x, y, mag, is_star) for the
         star/galaxy label ``is_star`` of each detection.
+    n_ccd : the plan's CCD count, used when the primary header lacks ``NEXTEND``
+        (:func:`expected_ccds`).
 
     Returns
     -------
     ccds : pandas.DataFrame
-        One row per CCD: expid, ccd, status ('ok', 'dead', 'bad', 'empty'), reason,
-        globalback, globalrms (ADU), n_src, r_ref (pixels), exptime (s).
+        One row per *expected* CCD: expid, ccd, status ('ok', 'dead', 'bad', 'empty',
+        'missing'), reason, globalback, globalrms (ADU), n_src, r_ref (pixels), exptime
+        (s). A CCD absent from a truncated file, or whose data cannot be read, is a
+        ``missing`` row with a reason naming the file; it is never silently lost.
     sources : pandas.DataFrame
         One row per detection with :data:`catclean.qa.extract.MEASUREMENT_COLUMNS`,
         expid, ccd, r_ref, exptime, class_star (NaN for sep) and is_star (-1 unknown).
@@ -268,14 +308,27 @@ def process_exposure(path: str | Path, cfg: ExtractConfig, pixel_scale: float, e
     """
     expid = Path(path).stem if expid is None else expid
     exptime, hdul = read_exposure(path)
+    name = Path(path).name
     ccd_rows, tables = [], []
     with hdul:
-        for k, hdu in enumerate(hdul[1:]):
-            data = ccd_data(hdu)
-            status, reason = ccd_status(data)
-            row = {"expid": expid, "ccd": k, "status": status, "reason": reason,
+        n_expected, source = expected_ccds(hdul, n_ccd)
+        n_present = len(hdul) - 1
+        for k in range(max(n_expected, n_present)):
+            row = {"expid": expid, "ccd": k, "status": "missing", "reason": "",
                    "globalback": np.nan, "globalrms": np.nan, "n_src": 0, "r_ref": np.nan,
                    "exptime": exptime}
+            if k >= n_present:
+                row["reason"] = (f"{name}: CCD {k} absent: the file ends after {n_present} "
+                                 f"of {n_expected} CCD extensions ({source}); truncated")
+                ccd_rows.append(row)
+                continue
+            data, err = read_ccd(hdul[k + 1])
+            if err:
+                row["reason"] = f"{name}: CCD {k} unreadable (truncated or corrupt): {err}"
+                ccd_rows.append(row)
+                continue
+            status, reason = ccd_status(data)
+            row["status"], row["reason"] = status, reason
             if status == "ok":
                 if keep_data is not None:
                     keep_data[k] = data
