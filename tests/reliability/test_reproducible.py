@@ -14,8 +14,12 @@ from .runs import RUN, assert_same_results, prepare, run
 
 pytestmark = pytest.mark.slow
 
-#: model outputs that must be present (and not all null) for the comparison to mean much
-MODEL_COLUMNS = ("p_shred", "som_p_shred", "morph_score")
+#: model outputs that must be present and not all null for the comparison to mean much:
+#: the shred CNN, the SOM annotation, blend2flux (the QA CNN's p_* are checked below)
+MODEL_COLUMNS = ("p_shred", "p_shred_som", "blend_flux_r_blend2flux")
+#: present, but null at these sizes: 2 optimiser steps give a Mask R-CNN that detects
+#: nothing, so its scores are compared only as nulls (its Parquet files still are)
+NULL_MODEL_COLUMNS = ("morph_score", "in_host_mask")
 
 
 def test_two_runs_give_identical_parquet_including_model_columns(reference_run, tmp_path):
@@ -28,8 +32,8 @@ def test_two_runs_give_identical_parquet_including_model_columns(reference_run, 
     for name in MODEL_COLUMNS:
         assert name in catalog.column_names, name
         assert catalog.column(name).null_count < catalog.num_rows, name
-    assert any(c.startswith("deblend") or c.startswith("blend") for c in catalog.column_names)
+    assert set(NULL_MODEL_COLUMNS) <= set(catalog.column_names)
     grades = ds.dataset(reference_run / "qa" / "grades.parquet").to_table()
-    assert grades.num_rows > 0
+    assert grades.num_rows > 0 and grades.column("p_good").null_count < grades.num_rows
 
     assert_same_results(reference_run, again)
