@@ -7,8 +7,10 @@
 import json
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 
 from catclean.config import ConfigError, preset_settings, validate_config
+from catclean.incomplete import drop_incomplete_outputs
 
 # the one validation: fills every schema default (presets included) into `config`
 try:
@@ -17,6 +19,18 @@ except ConfigError as exc:
     raise WorkflowError(f"catclean: {exc}") from None
 
 RESULTS = f"{config['results_dir']}/{config['run_name']}"
+
+# Crash safety (issue 15): a job killed mid-run (kill -9, node loss) keeps its
+# `.snakemake/incomplete` marker, but Snakemake 9 checks those markers once, before the
+# `hosts` checkpoint's dependants (render_field, query_catalog, cutouts, assemble, ...)
+# are in the DAG, and never for them afterwards: a killed job whose output exists was
+# skipped. Removing the marked outputs first makes them missing, which Snakemake always
+# reruns (catclean.incomplete explains the Snakemake internals). Skipped while any
+# Snakemake instance holds a lock here, and in job subprocesses (cluster executors).
+if workflow.is_main_process:
+    for _path in drop_incomplete_outputs(RESULTS):
+        logger.warning(f"catclean: removed {_path}, left incomplete by a killed job: it reruns")
+
 LOGS = f"{RESULTS}/logs"
 BENCHMARKS = f"{RESULTS}/benchmarks"
 SURVEYS = [name for name, spec in config["surveys"].items() if spec["enabled"]]
