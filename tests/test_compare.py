@@ -51,3 +51,15 @@ def test_a_changed_value_a_missing_file_and_extra_columns_are_reported(tmp_path)
     res = compare_runs(tmp_path / "a", tmp_path / "c", common_columns=True)
     assert res.identical and res.extra_columns[part] == ["morph_class"]
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 1
+
+
+def test_provenance_counts_unless_content_only(tmp_path):
+    _run(tmp_path / "a", [0.1, 0.9], 1.0)
+    _run(tmp_path / "b", [0.1, 0.9], 1.0)
+    df = pd.DataFrame({"source_id": ["a", "b"], "p_shred": [0.1, 0.9]})
+    part = "catalog/survey=sdss/hpx=1/part-0.parquet"
+    write_parquet(df, tmp_path / "b" / part, prov={"seed": 2})
+    why = compare_runs(tmp_path / "a", tmp_path / "b").differ[part]
+    assert "metadata differs" in why and "catclean.provenance" in why
+    assert compare_runs(tmp_path / "a", tmp_path / "b", provenance=False).identical
+    assert main(["compare", "--content-only", str(tmp_path / "a"), str(tmp_path / "b")]) == 0

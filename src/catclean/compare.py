@@ -3,8 +3,8 @@
 catclean promises that the same config gives the same Parquet, and a refactor or a
 rerun after a crash must change no result. :func:`compare_runs` checks that for two
 result directories (``results/<run_name>``): every Parquet table is compared by content
-(schema, row order and values; the ``catclean.wallclock`` metadata and file bytes are
-ignored), every JSON file by value with wall-clock fields (timings, timestamps, hosts)
+(schema, provenance metadata, row order and values; the ``catclean.wallclock``
+metadata and file bytes are ignored), every JSON file by value with wall-clock fields (timings, timestamps, hosts)
 left out, and every CSV by its text. ``catclean compare RUN_A RUN_B`` prints the report.
 """
 
@@ -68,7 +68,9 @@ def _files(root: Path, globs) -> set[str]:
     for pattern in globs:
         for path in root.glob(pattern):
             rel = path.relative_to(root)
-            if path.is_file() and not SKIP_PARTS.intersection(rel.parts):
+            # hidden names are atomic writers' temporary files
+            if (path.is_file() and not SKIP_PARTS.intersection(rel.parts)
+                    and not path.name.startswith(".")):
                 out.add(rel.as_posix())
     return out
 
@@ -81,11 +83,25 @@ def _strip_wallclock(value):
     return value
 
 
-def compare_tables(path_a: Path, path_b: Path, common_columns: bool = False):
-    """``(None | first difference, columns in one table only)`` of two Parquet files."""
+def compare_tables(path_a: Path, path_b: Path, common_columns: bool = False,
+                   provenance: bool = True):
+    """``(None | first difference, columns in one table only)`` of two Parquet files.
+
+    With ``provenance`` the schema metadata must match too (config digest, seed, query
+    text, units, ...), all but the ``catclean.wallclock`` key.
+    """
     import pyarrow.parquet as pq
 
+    from .io import WALLCLOCK_KEY as WALLCLOCK_META
+
     a, b = pq.read_table(path_a), pq.read_table(path_b)
+    if provenance:
+        meta_a, meta_b = ({k: v for k, v in (t.schema.metadata or {}).items()
+                           if k != WALLCLOCK_META} for t in (a, b))
+        if meta_a != meta_b:
+            keys = sorted(k.decode() for k in set(meta_a) | set(meta_b)
+                          if meta_a.get(k) != meta_b.get(k))
+            return f"metadata differs: {keys}", []
     extra = sorted(set(a.column_names) ^ set(b.column_names))
     if common_columns:
         keep = [c for c in a.column_names if c in b.column_names]
@@ -109,7 +125,8 @@ def compare_tables(path_a: Path, path_b: Path, common_columns: bool = False):
     return None, extra
 
 
-def compare_runs(run_a, run_b, globs=DEFAULT_GLOBS, common_columns: bool = False) -> Comparison:
+def compare_runs(run_a, run_b, globs=DEFAULT_GLOBS, common_columns: bool = False,
+                 provenance: bool = True) -> Comparison:
     """Compare the products of two result directories.
 
     Parameters
@@ -122,6 +139,9 @@ def compare_runs(run_a, run_b, globs=DEFAULT_GLOBS, common_columns: bool = False
     common_columns : bool
         Compare only the columns both tables have (for a run against one made before a
         stage added columns); the others are listed in ``extra_columns``.
+    provenance : bool
+        Also require the same Parquet metadata (config digest, seed, queries, units), all
+        but the wall-clock key; off to compare results made under different configs.
 
     Returns
     -------
@@ -137,7 +157,7 @@ def compare_runs(run_a, run_b, globs=DEFAULT_GLOBS, common_columns: bool = False
         pa_, pb_ = run_a / rel, run_b / rel
         why = None
         if rel.endswith(".parquet"):
-            why, extra = compare_tables(pa_, pb_, common_columns)
+            why, extra = compare_tables(pa_, pb_, common_columns, provenance)
             if extra:
                 out.extra_columns[rel] = extra
         elif rel.endswith(".json"):
@@ -165,11 +185,14 @@ def register(subparsers) -> None:
                              + ", ".join(DEFAULT_GLOBS) + ")")
     parser.add_argument("--common-columns", action="store_true",
                         help="compare only the columns both tables have")
+    parser.add_argument("--content-only", action="store_true",
+                        help="ignore Parquet provenance metadata (config digest, seed, ...): "
+                             "compare results of two different configs or code versions")
     parser.set_defaults(func=_main)
 
 
 def _main(args) -> int:
     res = compare_runs(args.run_a, args.run_b, tuple(args.glob or DEFAULT_GLOBS),
-                       args.common_columns)
+                       args.common_columns, not args.content_only)
     print(res.report())
     return 0 if res.identical else 1

@@ -10,16 +10,15 @@ import sys
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import yaml
 from conftest import REPO, tiny_overrides
+
+from catclean.compare import compare_runs
 
 RUN = "rel"
 #: the final products compared between runs: the catalog (every model column of shreds,
 #: blends, SOM and morphology joined per source) and the QA grades (the QA CNN's scores)
 TARGETS = (f"results/{RUN}/catalog/_SUCCESS", f"results/{RUN}/qa/grades.parquet")
-#: Parquet that carries wall-clock provenance (metadata key) rather than content
-WALLCLOCK_KEYS = (b"catclean.wallclock",)
 
 
 def all_stage_overrides(run_name: str = RUN) -> dict:
@@ -115,43 +114,9 @@ def wait_for(predicate, timeout: float, proc: subprocess.Popen | None = None,
     return False
 
 
-def parquet_files(results: Path) -> list[Path]:
-    """Every Parquet file of a run's results, relative to `results` (logs excluded)."""
-    return sorted(p.relative_to(results) for p in results.rglob("*.parquet")
-                  if "logs" not in p.relative_to(results).parts and not p.name.startswith("."))
-
-
-def content_differences(a: Path, b: Path) -> list[str]:
-    """Differences in content between two Parquet files: schema, metadata other than
-    wall-clock provenance, and per column (with max |diff| for numeric columns)."""
-    ta, tb = pq.read_table(a), pq.read_table(b)
-    out = []
-    meta = [{k: v for k, v in (t.schema.metadata or {}).items() if k not in WALLCLOCK_KEYS}
-            for t in (ta, tb)]
-    if meta[0] != meta[1]:
-        out.append("metadata differs")
-    if ta.column_names != tb.column_names or ta.num_rows != tb.num_rows:
-        return [*out, f"columns/rows differ: {ta.column_names} x {ta.num_rows} vs "
-                      f"{tb.column_names} x {tb.num_rows}"]
-    for name in ta.column_names:
-        ca, cb = ta.column(name), tb.column(name)
-        if ca.equals(cb):
-            continue
-        try:
-            import numpy as np
-
-            diff = np.nanmax(np.abs(ca.to_numpy(zero_copy_only=False).astype(float)
-                                    - cb.to_numpy(zero_copy_only=False).astype(float)))
-            out.append(f"{name}: max |diff| {diff:.3g}")
-        except (TypeError, ValueError):
-            out.append(f"{name}: values differ")
-    return out
-
-
 def assert_same_results(reference: Path, other: Path) -> None:
-    """Every Parquet file of `reference` exists in `other` with identical content."""
-    files = parquet_files(reference)
-    assert files, reference
-    assert parquet_files(other) == files
-    diffs = {str(f): d for f in files if (d := content_differences(reference / f, other / f))}
-    assert not diffs, diffs
+    """Every Parquet file of `reference` exists in `other` with identical content and
+    provenance (`catclean compare`, wall-clock metadata aside); no file on one side only."""
+    res = compare_runs(reference, other, globs=("**/*.parquet",))
+    assert res.same, reference
+    assert res.identical, res.report()
