@@ -17,7 +17,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 
 from catclean.config import deep_merge
 
