@@ -200,17 +200,41 @@ def segment(hosts_path, field_paths: dict, model_json, *, size: int, pixscale: f
     (N, S, S) int16 (:func:`detection_labels`), ``det_classes`` / ``det_scores`` (N, K),
     ``size`` and ``pixscale``.
     """
-    from .infer import segment_hosts
-
     hosts = pd.read_parquet(hosts_path, columns=["NSAID", "RA", "DEC"])
     images, ok = host_images(hosts, field_paths, size, pixscale)
     model = model if model is not None else load(model_json)
+    return segment_images(hosts, images, ok, model, size=size, pixscale=pixscale,
+                          min_score=min_score, batch_size=batch_size, table_path=table_path,
+                          masks_path=masks_path)
+
+
+def segment_images(hosts: pd.DataFrame, images: np.ndarray, ok: np.ndarray, model, *,
+                   size: int, pixscale: float, min_score: float, batch_size: int,
+                   table_path, masks_path) -> pd.DataFrame:
+    """Segment host images and write the outputs of :func:`segment`.
+
+    Parameters
+    ----------
+    hosts : DataFrame
+        ``NSAID``, ``RA``, ``DEC`` (deg) of each host, in the order of ``images``.
+    images : ndarray (N, size, size, 3)
+        Host images (uint8 or float; any pixels: bad ones give flagged rows).
+    ok : ndarray (N,) bool
+        False where the host has no image (``no_host_image``).
+    model : MaskRCNN
+    size, pixscale, min_score, batch_size, table_path, masks_path
+        As :func:`segment`.
+    """
+    from .infer import segment_hosts
+
+    hosts = hosts[["NSAID", "RA", "DEC"]].reset_index(drop=True)
+    ok = np.asarray(ok, bool)
     table, masks, dets = segment_hosts(model, images, pixscale=pixscale, min_score=min_score,
                                        batch_size=batch_size, with_detections=True)
     table.loc[~ok, list(table.columns)] = pd.NA
     table.loc[~ok, "morphology_reason"] = "no_host_image"
     masks[~ok] = False
-    table = pd.concat([hosts.reset_index(drop=True), table], axis=1)
+    table = pd.concat([hosts, table], axis=1)
     k = max([len(d["scores"]) for d, good in zip(dets, ok) if good and d] + [1])
     labels = np.full(masks.shape, -1, np.int16)
     det_classes = np.zeros((len(hosts), k), np.int8)
@@ -222,9 +246,13 @@ def segment(hosts_path, field_paths: dict, model_json, *, size: int, pixscale: f
         det_classes[i, :len(cls)], det_scores[i, :len(sc)] = cls, sc
     Path(table_path).parent.mkdir(parents=True, exist_ok=True)
     table.to_parquet(table_path, index=False)
+    stored = np.asarray(images)
+    if stored.dtype != np.uint8:  # keep what was segmented, viewable (bad pixels -> 0)
+        stored = np.clip(np.nan_to_num(stored.astype(np.float64), nan=0.0, posinf=255.0,
+                                       neginf=0.0), 0, 255).astype(np.uint8)
     np.savez_compressed(masks_path, nsaid=hosts["NSAID"].to_numpy(np.int64),
                         ra=hosts["RA"].to_numpy(float), dec=hosts["DEC"].to_numpy(float),
-                        images=images, host_masks=masks, labels=labels,
+                        images=stored, host_masks=masks, labels=labels,
                         det_classes=det_classes, det_scores=det_scores,
                         size=size, pixscale=pixscale)
     log.info("segmented %d hosts: %s", len(table),
