@@ -12,13 +12,15 @@ simulated 256 px fields:
   fields / s;
 
 and prints the ratio and the projected time for 10^6 host fields. The first call of each
-network (graph tracing) is excluded. Threads and seeds come from
+network (graph tracing) is excluded. The two are timed alternately ``--rounds`` times and
+the median rate of each is printed, so that a change of the machine's load during the run
+does not favour one of them. Threads and seeds come from
 :func:`catclean.runtime.setup`, as in the rules. The machine's load average is printed
 before and after: on a shared machine the rates scale with the share of the cores this
 process gets.
 
 Run:  .venv/bin/python benchmarks/bench_morphology.py [--n 16] [--n-paper 4] [--batch 16]
-          [--presets tiny small paper]
+          [--presets tiny small paper] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -42,8 +44,11 @@ def main() -> None:
     ap.add_argument("--n-paper", type=int, default=4, help="fields for the paper network")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--presets", nargs="+", default=["tiny", "small", "paper"])
+    ap.add_argument("--rounds", type=int, default=3, help="alternating timing rounds")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("TF_THREADS", 2)))
     a = ap.parse_args()
+    import numpy as np
+
     from catclean.runtime import setup
 
     setup(threads=a.threads, seed=0, tensorflow=True)  # the rules' thread / seed set-up
@@ -69,8 +74,9 @@ def main() -> None:
         model = build_model(cfg)
         imgs = fields[:a.n_paper if name == "paper" else a.n]
         segment_hosts(model, imgs[:2], batch_size=a.batch)  # trace
-        r_b = _rate(batched(model), imgs, a.batch)
-        r_1 = _rate(one_by_one(model), imgs, 1)
+        rates = [(_rate(batched(model), imgs, a.batch), _rate(one_by_one(model), imgs, 1))
+                 for _ in range(a.rounds)]
+        r_b, r_1 = (float(np.median(r)) for r in zip(*rates))
         print(f"{name:6s} {cfg.backbone:9s} {cfg.image_size:3d}px "
               f"{count_params(model) / 1e6:6.2f}M params | {len(imgs):3d} fields | "
               f"batched({a.batch}) {r_b:7.2f} fields/s | image_by_image (baseline) "

@@ -364,3 +364,17 @@ def test_tiny_network_beats_trivial_baseline():
     assert sorted(np.bincount(fields["classes"][split["test"]])[1:]) == [6, 6]
     assert m["net_map_box"] > m["baseline_map_box"], (m["net_map_box"],
                                                       m["baseline_map_box"])
+
+
+def test_galaxy_free_fields():
+    """The no-galaxy fields of the evaluation: JPEG sky like the training fields, stars
+    only away from the centre, reproducible."""
+    from catclean.morphology.simulate import galaxy_free_fields
+    sky = galaxy_free_fields(2, seed=1, size=96)
+    stars = galaxy_free_fields(2, seed=1, stars=True, size=96, min_distance=20)
+    assert sky.shape == stars.shape == (2, 96, 96, 3) and sky.dtype == np.uint8
+    assert stars.max() > sky.max() + 50  # the stars are there ...
+    c = stars[:, 38:58, 38:58].astype(float)  # ... but not within ~10 px of the centre
+    assert np.all(np.abs(c.mean(axis=(1, 2, 3)) - sky[:, 38:58, 38:58].mean(axis=(1, 2, 3)))
+                  < 8)
+    np.testing.assert_array_equal(galaxy_free_fields(2, seed=1, size=96), sky)
