@@ -8,7 +8,9 @@ augmentation and targets, as in training) and extrapolates linearly:
 
 - s / step (mean of the timed steps, excluding the first, traced, call);
 - s / epoch = s / step x ``steps_per_epoch``;
-- whole schedule = s / step x sum of the stages' epochs x ``steps_per_epoch``.
+- whole schedule = s / step x sum of the stages' epochs x ``steps_per_epoch``;
+- the same from the process CPU time per step divided by the threads: what an idle
+  machine would take, independent of other users' load.
 
 This is an extrapolation from a few steps, not a measured epoch. Threads and seeds come
 from :func:`catclean.runtime.setup`. The load average is printed: on a shared machine the
@@ -55,24 +57,30 @@ def main() -> None:
         rng = np.random.default_rng(0)
         idx = np.arange(len(fields["classes"]))
         load0 = os.getloadavg()[0]
-        times = []
+        times, cpu = [], []
         for _ in range(a.steps + 1):
             batch = make_batch(fields, rng.choice(idx, cfg.batch_size, replace=False), cfg,
                                rng, model.anchors_px)
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             losses = step({key: tf.constant(v) for key, v in batch.items()})
             float(losses["total"])
             times.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
         per = float(np.mean(times[1:]))
+        per_cpu = float(np.mean(cpu[1:]))
         epochs = sum(e for _, e in cfg.stages)
         print(f"{name}: {cfg.backbone}, {cfg.image_size} px, {count_params(model) / 1e6:.2f}M "
               f"params, batch {cfg.batch_size}, {a.threads} TF threads, load average "
               f"{load0:.1f} -> {os.getloadavg()[0]:.1f}")
         print(f"  first step (graph tracing + step): {times[0]:.1f} s; timed steps: "
-              f"{', '.join(f'{t:.1f}' for t in times[1:])} s -> {per:.2f} s / step")
+              f"{', '.join(f'{t:.1f}' for t in times[1:])} s -> {per:.2f} s / step wall, "
+              f"{per_cpu:.2f} CPU s / step (all threads; / {a.threads} = idle-machine wall)")
         print(f"  extrapolated: {per * cfg.steps_per_epoch / 3600:.2f} h / epoch "
               f"({cfg.steps_per_epoch} steps); whole schedule {cfg.stages} = "
               f"{epochs * cfg.steps_per_epoch} steps: {per * epochs * cfg.steps_per_epoch / 86400:.1f} days")
+        idle = per_cpu / a.threads
+        print(f"  from CPU time (load-independent): {idle * cfg.steps_per_epoch / 3600:.2f} h / "
+              f"epoch, whole schedule {idle * epochs * cfg.steps_per_epoch / 86400:.1f} days")
 
 
 if __name__ == "__main__":
