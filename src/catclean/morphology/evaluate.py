@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 from . import CLASS_NAMES
-from .infer import host_detection, predict
+from .infer import host_detection, predict, segment_hosts
 from .metrics import (
     add_chroma_noise,
     baseline_predict,
@@ -45,7 +45,7 @@ def host_classes(preds: list, shape: tuple, min_score: float):
 
 def evaluate(model, fields: dict, idx, baseline_threshold: float, *, mask_source: str,
              noise_scales, seed: int, batch_size: int, min_score: float,
-             pixscale: float) -> dict:
+             pixscale: float, n_galaxy_free: int = 0) -> dict:
     """Sec. 5 metrics of a model and of the baseline on fields ``idx``.
 
     Returns
@@ -54,7 +54,11 @@ def evaluate(model, fields: dict, idx, baseline_threshold: float, *, mask_source
         ``map_box`` / ``map_mask`` (IoU 0.5) for the network and the baseline, per-class
         AP, Table 3 statistics of the host class, host-mask IoU against the Otsu and the
         truth masks (median, mean), centroid offset median / MAD in x and y (pixels and
-        arcsec), accuracy under chroma noise, inference time per field.
+        arcsec), accuracy under chroma noise, inference time per field and, with
+        ``n_galaxy_free`` > 0, ``galaxy_free``: the ``morphology_reason`` counts of
+        :func:`~catclean.morphology.infer.segment_hosts` on that many sky-only and
+        stars-only fields (:func:`~catclean.morphology.simulate.galaxy_free_fields`;
+        null = a host was wrongly found).
     """
     idx = np.asarray(idx)
     images = fields["images"][idx]
@@ -106,6 +110,17 @@ def evaluate(model, fields: dict, idx, baseline_threshold: float, *, mask_source
         noise["net_accuracy"].append(float(np.mean(nc == true_cls)))
         noise["baseline_accuracy"].append(float(np.mean(bnc == true_cls)))
     out["noise"] = noise
+    if n_galaxy_free > 0:
+        from .simulate import galaxy_free_fields
+
+        free = {}
+        for k, stars in enumerate((False, True)):
+            imgs = galaxy_free_fields(n_galaxy_free, seed + 100 + k, stars, shape[0], pixscale)
+            t, _ = segment_hosts(model, imgs, pixscale, min_score, batch_size)
+            free["stars_only" if stars else "sky_only"] = {
+                str(r): int(v) for r, v in t["morphology_reason"].fillna("host_found")
+                .value_counts().items()}
+        out["galaxy_free"] = free
     out["_preds"] = preds
     return out
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import tensorflow as tf
-from skimage.transform import resize
 
 from . import CLASS_NAMES, SDSS_PIXSCALE
 from .network import MaskRCNN
@@ -59,19 +58,58 @@ def _as_float(images) -> np.ndarray:
     return x
 
 
+def _paste_weights(n_out: int, start: float, length: float, m: int) -> np.ndarray:
+    """Bilinear weights (n_out, m) of pixel centres ``0.5 .. n_out - 0.5`` on the m cells
+    of ``[start, start + length)``, cell ``k`` centred at ``start + (k + 0.5) length / m``;
+    beyond the outer cell centres the mask fades to zero over half a cell (zero padding,
+    as Detectron2's ``paste_masks_in_image``)."""
+    u = (np.arange(n_out) + 0.5 - start) * (m / max(length, 1e-6)) - 0.5 + 1.0
+    i0 = np.floor(u).astype(int)
+    t = u - i0
+    wts = np.zeros((n_out, m + 2))
+    rows = np.arange(n_out)
+    for idx, wt in ((i0, 1.0 - t), (i0 + 1, t)):
+        ok = (idx >= 0) & (idx < m + 2)
+        wts[rows[ok], idx[ok]] = wt[ok]
+    return wts[:, 1:-1]
+
+
 def paste_mask(mask28: np.ndarray, box: np.ndarray, shape: tuple,
                threshold: float = 0.5) -> np.ndarray:
-    """Place a 28x28 mask probability map into its box (pixels) of an image of ``shape``."""
+    """Place an m x m mask probability map into its box of an image of ``shape``.
+
+    Parameters
+    ----------
+    mask28 : ndarray (m, m)
+        Mask probabilities; cell ``k`` is centred at ``y1 + (k + 0.5) (y2 - y1) / m``
+        (the sampling of :func:`~catclean.morphology.network.crop_boxes`).
+    box : ndarray (4,)
+        ``(y1, x1, y2, x2)`` pixel-edge box (pixel ``i`` covers ``[i, i + 1)``), float.
+    shape : tuple
+        ``(H, W)`` of the image.
+    threshold : float
+        Probability at which a pixel belongs to the mask.
+
+    Returns
+    -------
+    ndarray (H, W) bool
+        The mask bilinearly resampled at every pixel centre (exact inverse of the
+        training crop, no rounding of the box to whole pixels).
+    """
     out = np.zeros(shape, bool)
-    y1, x1, y2, x2 = (int(np.floor(box[0])), int(np.floor(box[1])),
-                      int(np.ceil(box[2])), int(np.ceil(box[3])))
-    y1, x1 = max(y1, 0), max(x1, 0)
-    y2, x2 = min(y2, shape[0]), min(x2, shape[1])
-    if y2 <= y1 or x2 <= x1:
+    m = np.asarray(mask28, np.float64)
+    y1, x1, y2, x2 = (float(v) for v in box)
+    if not (y2 > y1 and x2 > x1) or not np.all(np.isfinite(box)):
         return out
-    m = resize(np.asarray(mask28, np.float32), (y2 - y1, x2 - x1), order=1,
-               anti_aliasing=False, preserve_range=True)
-    out[y1:y2, x1:x2] = m >= threshold
+    # only pixels within one cell of the box can be non-zero
+    cy, cx = (y2 - y1) / m.shape[0], (x2 - x1) / m.shape[1]
+    r0, r1 = max(int(np.floor(y1 - cy)), 0), min(int(np.ceil(y2 + cy)), shape[0])
+    c0, c1 = max(int(np.floor(x1 - cx)), 0), min(int(np.ceil(x2 + cx)), shape[1])
+    if r1 <= r0 or c1 <= c0:
+        return out
+    wy = _paste_weights(r1 - r0, y1 - r0, y2 - y1, m.shape[0])
+    wx = _paste_weights(c1 - c0, x1 - c0, x2 - x1, m.shape[1])
+    out[r0:r1, c0:c1] = (wy @ m @ wx.T) >= threshold
     return out
 
 

@@ -17,14 +17,30 @@ Architecture
   ``tf.image.combined_non_max_suppression`` (IoU ``rpn_nms_threshold``).
 * **RoIAlign**: ``tf.image.crop_and_resize`` on the FPN level chosen by the RoI size
   (``k = 4 + log2(sqrt(wh) / 224)``, clipped to 2..5), 7x7 for the box head and 14x14
-  for the mask head.
+  for the mask head. The boxes go through :func:`crop_boxes` first, so that the crop
+  samples the centres of an even grid of cells over the box ("aligned" RoIAlign), see
+  the coordinate conventions below.
 * **Heads**: two fully connected layers -> class logits (background / spiral /
   elliptical) and class-specific box deltas; four 3x3 convs + 2x deconvolution ->
   28x28 mask logits per class.
 * **Detection**: class-specific boxes + per-class NMS (``combined_non_max_suppression``),
   then masks for the kept boxes.
 
-Boxes inside the network are ``(y1, x1, y2, x2)`` normalised by the image side.
+Coordinate conventions
+----------------------
+Boxes are ``(y1, x1, y2, x2)`` in *pixel-edge* coordinates: pixel ``i`` covers
+``[i, i + 1)``, its centre is at ``i + 0.5`` (:func:`~catclean.morphology.anchors.mask_to_box`
+gives ``(ymin, xmin, ymax + 1, xmax + 1)``). Inside the network they are normalised by the
+image side ``S``, so a box means the same region on every FPN level and at every image
+size. ``tf.image.crop_and_resize`` uses another convention: a normalised coordinate ``y``
+samples the *pixel index* ``y (H - 1)`` (pixel centres at integers, the box corners at the
+first and last sample). Passing edge boxes straight to it samples ``y1 (H - 1) + k (y2 -
+y1) (H - 1) / (c - 1)``, a grid stretched by ``c / (c - 1)`` and shifted by ``0.5 - y / H``
+pixels of the map, different on every level. :func:`crop_boxes` converts an edge box
+into the ``crop_and_resize`` box whose ``c`` samples fall on the centres of ``c`` equal
+cells of the box; :func:`catclean.morphology.infer.paste_mask` is its exact inverse (cell
+``k`` of an m x m mask is centred at ``y1 + (k + 0.5) h / m``).
+
 The network takes images in 0..255 (uint8 JPEG values) as float32.
 """
 
@@ -188,6 +204,35 @@ def encode_boxes_tf(boxes, reference):
     return d / BOX_STD
 
 
+def crop_boxes(boxes, map_size, crop_size: int):
+    """``tf.image.crop_and_resize`` boxes that sample cell centres of edge boxes.
+
+    Parameters
+    ----------
+    boxes : Tensor [..., 4]
+        ``(y1, x1, y2, x2)`` pixel-edge boxes normalised by the image side.
+    map_size : int or scalar Tensor
+        Side (pixels) of the square map that is cropped (an FPN level or a mask).
+    crop_size : int
+        Samples per side of the crop.
+
+    Returns
+    -------
+    Tensor [..., 4]
+        Boxes for ``crop_and_resize`` on that map: sample ``k`` of the crop lands on
+        ``y1 + (k + 0.5) h / crop_size`` (edge coordinates of the map, ``h = y2 - y1``),
+        i.e. pixel index ``y1 + (k + 0.5) h / crop_size - 0.5``.
+    """
+    n = tf.cast(map_size, boxes.dtype)
+    b = boxes * n
+    half = 0.5 / float(crop_size)
+    h = b[..., 2] - b[..., 0]
+    w = b[..., 3] - b[..., 1]
+    out = tf.stack([b[..., 0] + half * h - 0.5, b[..., 1] + half * w - 0.5,
+                    b[..., 2] - half * h - 0.5, b[..., 3] - half * w - 0.5], axis=-1)
+    return out / tf.maximum(n - 1.0, 1.0)
+
+
 def box_iou_tf(a, b):
     """IoU of boxes ``a`` [B, N, 4] with ``b`` [B, M, 4] -> [B, N, M]."""
     a = a[:, :, None, :]
@@ -271,7 +316,7 @@ class MaskRCNN(keras.Model):
         feats : list of Tensor
             ``[P2, P3, P4, P5, ...]`` (only P2..P5 are pooled).
         rois : Tensor [B, R, 4]
-            Normalised boxes.
+            Normalised pixel-edge boxes (converted per level by :func:`crop_boxes`).
         size : int
             Output side (pixels of the pooled map).
 
@@ -291,7 +336,9 @@ class MaskRCNN(keras.Model):
         onehot = tf.one_hot(tf.cast(level, tf.int32) - 2, 4)
         pooled = 0.0
         for i in range(4):
-            crop = tf.image.crop_and_resize(feats[i], flat, ind, [size, size])
+            side = feats[i].shape[1] or tf.shape(feats[i])[1]
+            crop = tf.image.crop_and_resize(feats[i], crop_boxes(flat, side, size), ind,
+                                            [size, size])
             pooled = pooled + crop * onehot[:, i, None, None, None]
         return pooled
 

@@ -302,6 +302,51 @@ def simulate_fields(n: int, seed: int = 0, size: int = 256,
     return res
 
 
+def galaxy_free_fields(n: int, seed: int = 0, stars: bool = False, size: int = 256,
+                       pixscale: float = SDSS_PIXSCALE, min_distance: float = 30.0
+                       ) -> np.ndarray:
+    """Fields without a galaxy, for the no-galaxy check of the evaluation.
+
+    Parameters
+    ----------
+    n : int
+        Number of fields.
+    seed : int
+        Seed of every draw.
+    stars : bool
+        False: sky noise only; True: 1-5 stars (Moffat PSF, FWHM 1.1-1.7", r flux
+        10^2-10^4.5 in sky-noise units as the training fields' stars), none closer than
+        ``min_distance`` pixels to the centre.
+    size, pixscale : int, float
+        Field side (pixels) and arcsec / pixel.
+
+    Returns
+    -------
+    ndarray (n, size, size, 3) uint8
+        gri JPEG fields made like :func:`render_field`'s (same noise, stretch, quality).
+    """
+    rng = np.random.default_rng(seed)
+    c = (size - 1) / 2
+    out = []
+    for _ in range(n):
+        scene = np.zeros((3, size, size))
+        if stars:
+            fwhm = rng.uniform(1.1, 1.7)
+            for _ in range(int(rng.integers(1, 6))):
+                p = rng.uniform(4, size - 4, 2)
+                while np.hypot(p[0] - c, p[1] - c) < min_distance:
+                    p = rng.uniform(4, size - 4, 2)
+                f = 10 ** rng.uniform(2.0, 4.5)
+                col = _colour_ratios(rng.uniform(0.2, 1.4), rng.uniform(0.0, 0.8))
+                for b, fb in enumerate((1.06, 1.0, 0.96)):
+                    psf = galsim.Moffat(beta=3.0, fwhm=fwhm * fb, trunc=6 * fwhm)
+                    _add_stamp(scene[b], psf, f * col[b], p, pixscale, True)
+        noise = np.array([NOISE[b] for b in BANDS])[:, None, None]
+        noisy = scene + noise * rng.standard_normal(scene.shape)
+        out.append(jpeg_quantise(asinh_rgb(noisy[0], noisy[1], noisy[2])))
+    return np.array(out)
+
+
 def split_fields(n: int, fractions=(4 / 6, 1 / 6, 1 / 6), seed: int = 0,
                  classes=None) -> dict:
     """Train / val / test indices by field (paper Sec. 2.1: 8000 / 2000 / 2000).

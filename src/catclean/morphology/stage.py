@@ -121,7 +121,8 @@ def evaluate_model(fields_path, model_json, *, mask_source: str, noise_scales, m
                    batch_size: int, pixscale: float, seed: int, metrics_path,
                    detections_path, pr_path, centroid_path, noise_path) -> dict:
     """Sec. 5 on the held-out test fields: metrics JSON (mAP@0.5, Table 3, mask IoU,
-    centroids, chroma noise; the trivial baseline alongside) and the four report plots."""
+    centroids, chroma noise; the trivial baseline alongside; host-free fields) and the
+    four report plots."""
     from .evaluate import evaluate, public
     from .metrics import fit_concentration_threshold
     from .plots import (
@@ -136,7 +137,8 @@ def evaluate_model(fields_path, model_json, *, mask_source: str, noise_scales, m
     train_idx, test = fields["train"], fields["test"]
     thr = fit_concentration_threshold(fields["images"][train_idx], fields["classes"][train_idx])
     m = evaluate(model, fields, test, thr, mask_source=mask_source, noise_scales=noise_scales,
-                 seed=seed, batch_size=batch_size, min_score=min_score, pixscale=pixscale)
+                 seed=seed, batch_size=batch_size, min_score=min_score, pixscale=pixscale,
+                 n_galaxy_free=max(4, len(test) // 2))
     res = {"config": model.cfg.to_dict(), "baseline_threshold": thr,
            "split_sizes": {k: int(len(fields[k])) for k in ("train", "val", "test")},
            **public(m)}
@@ -200,17 +202,41 @@ def segment(hosts_path, field_paths: dict, model_json, *, size: int, pixscale: f
     (N, S, S) int16 (:func:`detection_labels`), ``det_classes`` / ``det_scores`` (N, K),
     ``size`` and ``pixscale``.
     """
-    from .infer import segment_hosts
-
     hosts = pd.read_parquet(hosts_path, columns=["NSAID", "RA", "DEC"])
     images, ok = host_images(hosts, field_paths, size, pixscale)
     model = model if model is not None else load(model_json)
+    return segment_images(hosts, images, ok, model, size=size, pixscale=pixscale,
+                          min_score=min_score, batch_size=batch_size, table_path=table_path,
+                          masks_path=masks_path)
+
+
+def segment_images(hosts: pd.DataFrame, images: np.ndarray, ok: np.ndarray, model, *,
+                   size: int, pixscale: float, min_score: float, batch_size: int,
+                   table_path, masks_path) -> pd.DataFrame:
+    """Segment host images and write the outputs of :func:`segment`.
+
+    Parameters
+    ----------
+    hosts : DataFrame
+        ``NSAID``, ``RA``, ``DEC`` (deg) of each host, in the order of ``images``.
+    images : ndarray (N, size, size, 3)
+        Host images (uint8 or float; any pixels: bad ones give flagged rows).
+    ok : ndarray (N,) bool
+        False where the host has no image (``no_host_image``).
+    model : MaskRCNN
+    size, pixscale, min_score, batch_size, table_path, masks_path
+        As :func:`segment`.
+    """
+    from .infer import segment_hosts
+
+    hosts = hosts[["NSAID", "RA", "DEC"]].reset_index(drop=True)
+    ok = np.asarray(ok, bool)
     table, masks, dets = segment_hosts(model, images, pixscale=pixscale, min_score=min_score,
                                        batch_size=batch_size, with_detections=True)
     table.loc[~ok, list(table.columns)] = pd.NA
     table.loc[~ok, "morphology_reason"] = "no_host_image"
     masks[~ok] = False
-    table = pd.concat([hosts.reset_index(drop=True), table], axis=1)
+    table = pd.concat([hosts, table], axis=1)
     k = max([len(d["scores"]) for d, good in zip(dets, ok) if good and d] + [1])
     labels = np.full(masks.shape, -1, np.int16)
     det_classes = np.zeros((len(hosts), k), np.int8)
@@ -222,9 +248,13 @@ def segment(hosts_path, field_paths: dict, model_json, *, size: int, pixscale: f
         det_classes[i, :len(cls)], det_scores[i, :len(sc)] = cls, sc
     Path(table_path).parent.mkdir(parents=True, exist_ok=True)
     table.to_parquet(table_path, index=False)
+    stored = np.asarray(images)
+    if stored.dtype != np.uint8:  # keep what was segmented, viewable (bad pixels -> 0)
+        stored = np.clip(np.nan_to_num(stored.astype(np.float64), nan=0.0, posinf=255.0,
+                                       neginf=0.0), 0, 255).astype(np.uint8)
     np.savez_compressed(masks_path, nsaid=hosts["NSAID"].to_numpy(np.int64),
                         ra=hosts["RA"].to_numpy(float), dec=hosts["DEC"].to_numpy(float),
-                        images=images, host_masks=masks, labels=labels,
+                        images=stored, host_masks=masks, labels=labels,
                         det_classes=det_classes, det_scores=det_scores,
                         size=size, pixscale=pixscale)
     log.info("segmented %d hosts: %s", len(table),
@@ -314,6 +344,38 @@ def catalog_columns(cuts_path, host_table_path, masks_path, out_path=None) -> pd
 
 
 # ---------------------------------------------------------------- shred cross-check
+def disagreement_examples(dis: pd.DataFrame, seg: dict, max_examples: int) -> list:
+    """Disagreements to show: ``(row, host index, x, y, surveys)`` on their host's image.
+
+    One entry per host-image pixel (the same object in several surveys' catalogs is shown
+    once, its surveys listed); shreds outside the mask first, then sources in the mask
+    that are not shreds, farthest from the host centre first (the host's own catalog
+    entry, at the centre, comes last)."""
+    row_of = {int(v): i for i, v in enumerate(seg["nsaid"])}
+    size, pixscale = int(seg["size"]), float(seg["pixscale"])
+    seen: dict = {}
+    for _, s in dis.iterrows():
+        h = row_of.get(int(s["host_nsaid"]))
+        if h is None:
+            continue
+        x, y = host_pixels([s["ra"]], [s["dec"]], seg["ra"][h], seg["dec"][h], size, pixscale)[0]
+        if not (0 <= x < size and 0 <= y < size):
+            continue
+        key = (h, int(round(x)), int(round(y)), bool(s["in_host_mask"]))
+        survey = str(s["source_id"]).split(":")[0]
+        if key in seen:
+            seen[key][4].add(survey)
+            continue
+        seen[key] = [s, h, x, y, {survey}]
+    c = (size - 1) / 2
+
+    def order(e):
+        return (bool(e[0]["in_host_mask"]), -np.hypot(e[2] - c, e[3] - c))
+
+    return [(s, h, x, y, "+".join(sorted(sv))) for s, h, x, y, sv in
+            sorted(seen.values(), key=order)[:max_examples]]
+
+
 def crosscheck_table(shreds: pd.DataFrame, morph: pd.DataFrame) -> pd.DataFrame:
     """Counts of ``in_host_mask`` (rows: True / False / null) against ``is_shred``
     (columns: True / False / null), joined on ``source_id``."""
@@ -360,36 +422,31 @@ def shred_crosscheck(shreds_paths: Sequence[str], morph_paths: Sequence[str],
     ihm, shr = j["in_host_mask"].astype("boolean"), j["is_shred"].astype("boolean")
     dis = j[((ihm == True) & (shr == False)) | ((ihm == False) & (shr == True))]  # noqa: E712
     seg = read_segmentation(masks_path)
-    row_of = {int(v): i for i, v in enumerate(seg["nsaid"])}
     size, pixscale = int(seg["size"]), float(seg["pixscale"])
-    shown = []  # disagreements on their host's image, in-mask ones first
-    for _, s in dis.sort_values("in_host_mask", ascending=False).iterrows():
-        h = row_of.get(int(s["host_nsaid"]))
-        if h is None or len(shown) >= max_examples:
-            continue
-        x, y = host_pixels([s["ra"]], [s["dec"]], seg["ra"][h], seg["dec"][h], size, pixscale)[0]
-        if 0 <= x < size and 0 <= y < size:
-            shown.append((s, h, x, y))
-    ex = shown
+    ex = disagreement_examples(dis, seg, max_examples)
     ncol = 1 + max(1, len(ex))
-    fig, axes = plt.subplots(1, ncol, figsize=(2.6 * ncol, 2.8), squeeze=False)
+    fig, axes = plt.subplots(1, ncol, figsize=(2.6 * ncol, 3.1), squeeze=False)
     ax = axes[0, 0]
-    ax.imshow(table.to_numpy(), cmap="Blues")
-    for (r, c), v in np.ndenumerate(table.to_numpy()):
-        ax.text(c, r, str(v), ha="center", va="center", fontsize=9)
+    counts = table.to_numpy()
+    ax.imshow(counts, cmap="Blues")
+    for (r, c), v in np.ndenumerate(counts):
+        ax.text(c, r, str(v), ha="center", va="center", fontsize=9,
+                color="white" if v > 0.6 * counts.max() else "black")
     ax.set_xticks(range(3), table.columns)
     ax.set_yticks(range(3), table.index)
     ax.set_xlabel("is_shred")
     ax.set_ylabel("in_host_mask")
     half = size // 8
-    for ax, (s, h, x, y) in zip(axes[0, 1:], ex):
+    for ax, (s, h, x, y, surveys) in zip(axes[0, 1:], ex):
         x0 = int(np.clip(round(x) - half, 0, size - 2 * half))
         y0 = int(np.clip(round(y) - half, 0, size - 2 * half))
         ax.imshow(seg["images"][h][y0:y0 + 2 * half, x0:x0 + 2 * half], origin="upper")
         ax.contour(seg["host_masks"][h][y0:y0 + 2 * half, x0:x0 + 2 * half].astype(float),
                    levels=[0.5], colors="c", linewidths=0.8)
         ax.plot(x - x0, y - y0, "r+", ms=10)
-        ax.set_title(f"mask {s['in_host_mask']} / shred {s['is_shred']}", fontsize=7)
+        r_arcsec = np.hypot(x - (size - 1) / 2, y - (size - 1) / 2) * pixscale
+        ax.set_title(f"mask {s['in_host_mask']} / shred {s['is_shred']}\n"
+                     f"{surveys}, {r_arcsec:.0f}\" from host", fontsize=7)
     for ax in axes[0, 1:]:
         ax.axis("off")
     if not len(ex):

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from .anchors import box_iou, encode_boxes
-from .network import box_iou_tf, encode_boxes_tf
+from .network import box_iou_tf, crop_boxes, encode_boxes_tf
 
 POS_IOU, NEG_IOU = 0.7, 0.3
 
@@ -131,9 +131,35 @@ def detection_targets(proposals, gt_boxes, gt_classes, gt_masks, n_rois: int,
     hh, ww = tf.shape(gt_masks)[2], tf.shape(gt_masks)[3]
     flat_masks = tf.reshape(tf.cast(gt_masks, tf.float32), [-1, hh, ww, 1])
     ind = tf.reshape(matched + m * tf.range(b)[:, None], [-1])
-    mt = tf.image.crop_and_resize(flat_masks, tf.reshape(rois, [-1, 4]), ind,
-                                  [mask_shape, mask_shape])
-    mt = tf.round(tf.reshape(mt, [b, n, mask_shape, mask_shape]))
+    mt = crop_mask_targets(flat_masks, tf.reshape(rois, [-1, 4]), ind, mask_shape)
+    mt = tf.reshape(mt, [b, n, mask_shape, mask_shape])
     return {"rois": tf.stop_gradient(rois), "classes": classes,
             "deltas": tf.stop_gradient(deltas), "masks": tf.stop_gradient(mt),
             "valid": tf.cast(valid, tf.float32), "positive": tf.cast(is_pos, tf.float32)}
+
+
+def crop_mask_targets(masks, boxes, box_indices, mask_shape: int = 28):
+    """``mask_shape`` x ``mask_shape`` 0/1 targets of full-size masks inside boxes.
+
+    Parameters
+    ----------
+    masks : Tensor [N, H, H, 1] float32
+        Square full-size masks (0/1).
+    boxes : Tensor [R, 4]
+        Normalised pixel-edge boxes.
+    box_indices : Tensor [R] int32
+        Mask of each box.
+    mask_shape : int
+
+    Returns
+    -------
+    Tensor [R, mask_shape, mask_shape, 1]
+        Cell ``k`` is the mask bilinearly sampled at the cell centre
+        ``y1 + (k + 0.5) h / mask_shape`` (the convention of
+        :func:`~catclean.morphology.network.crop_boxes` and of
+        :func:`~catclean.morphology.infer.paste_mask`), rounded to 0/1.
+    """
+    side = masks.shape[1] or tf.shape(masks)[1]
+    mt = tf.image.crop_and_resize(masks, crop_boxes(boxes, side, mask_shape), box_indices,
+                                  [mask_shape, mask_shape])
+    return tf.round(mt)
