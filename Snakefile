@@ -48,6 +48,12 @@ if any(cutout_provider(s) == "live" for s in SURVEYS):
         cutouts,
 
 
+if MORPH_LIVE_IMAGING:
+
+    localrules:
+        fetch_host_images,
+
+
 rule all:
     input:
         all_targets,

@@ -7,15 +7,33 @@
 #
 #   make_morphology_fields -> train_morphology -> evaluate_morphology (report)
 #                                              -> segment_hosts (all hosts)
+#   fetch_host_images (live imaging only: Legacy viewer cutout.jpg per host) -> segment_hosts
 #   segment_hosts -> morphology_columns (per partition, CATALOG_COLUMNS["morphology"])
 #                 -> morphology_shred_crosscheck (report, with shreds)
 
 MORPH = config["morphology"]
 MORPH_DIR = f"{RESULTS}/morphology/_model"
 MORPH_HOSTS_DIR = f"{RESULTS}/morphology/_hosts"
-# host images are cut from the rendered Legacy fields (synthetic imaging only)
+# host images: cut from the rendered Legacy fields (synthetic imaging) or fetched from the
+# Legacy viewer (live imaging: the imaging survey's cutout provider, as for `cutouts`)
 MORPH_IMAGING = config["cutouts"]["imaging_survey"]
-MORPH_SYNTHETIC_IMAGING = not is_live(MORPH_IMAGING)
+MORPH_LIVE_IMAGING = cutout_provider(MORPH_IMAGING) == "live"
+
+
+def host_image_inputs(wildcards):
+    """segment_hosts' images: `images`, the fetched viewer JPEGs of every host (live
+    imaging), or `fields`, the rendered Legacy field of every host that has one
+    (synthetic; from the hosts checkpoint's plan)."""
+    if MORPH_LIVE_IMAGING:
+        return {"images": rules.fetch_host_images.output.images}
+    return {
+        "fields": expand(
+            rules.render_field.output.image,
+            survey=MORPH_IMAGING,
+            release=config["surveys"][MORPH_IMAGING]["release"],
+            host=sorted({h for hs in partition_plan()["fields"].values() for h in hs}),
+        )
+    }
 
 
 rule make_morphology_fields:
@@ -107,22 +125,33 @@ rule evaluate_morphology:
         "../../scripts/evaluate_morphology.py"
 
 
+rule fetch_host_images:
+    input:
+        hosts=rules.hosts.output.hosts,
+    output:
+        images=f"{MORPH_HOSTS_DIR}/images.npz",
+    params:
+        size=MORPH["field_size"],
+        pixscale=MORPH["pixscale"],
+        release=config["surveys"][MORPH_IMAGING]["release"],
+        services=SERVICES,
+    threads: 1
+    log:
+        f"{LOGS}/morphology/fetch_host_images.log",
+    benchmark:
+        f"{BENCHMARKS}/morphology/fetch_host_images.tsv"
+    conda:
+        "../../envs/sky.yaml"
+    script:
+        "../../scripts/fetch_host_images.py"
+
+
 rule segment_hosts:
     input:
+        unpack(host_image_inputs),
         hosts=rules.hosts.output.hosts,
         model=rules.train_morphology.output.model,
         weights=rules.train_morphology.output.weights,
-        # the rendered Legacy field of every host that has one (hosts checkpoint's plan)
-        fields=lambda wc: (
-            expand(
-                rules.render_field.output.image,
-                survey=MORPH_IMAGING,
-                release=config["surveys"][MORPH_IMAGING]["release"],
-                host=sorted({h for hs in partition_plan()["fields"].values() for h in hs}),
-            )
-            if MORPH_SYNTHETIC_IMAGING
-            else []
-        ),
     output:
         table=f"{MORPH_HOSTS_DIR}/hosts.parquet",
         masks=f"{MORPH_HOSTS_DIR}/masks.npz",

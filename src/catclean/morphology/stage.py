@@ -7,6 +7,8 @@ Flow::
     train_morphology           staged training (heads, then all) for a fixed step budget
     evaluate_morphology        held-out metrics JSON + Fig. 17 analogue, precision-recall,
                                centroid histogram, accuracy vs chroma noise
+    fetch_host_images          live imaging only: every host's Legacy viewer cutout.jpg
+                               (:mod:`.host_images`, through the services' one Fetcher)
     segment_hosts              every host: a gri-like image at the morphology pixel scale,
                                host class / score / mask centroid / mask, all detections
     morphology_columns         per partition: in_host_mask, morph_class, morph_score,
@@ -18,7 +20,11 @@ cutouts stage's :class:`~catclean.cutouts.synthetic.FieldCutter`, Legacy grz col
 ``pixscale`` (SDSS 0.396"/pix) and ``field_size`` pixels (256 = 101"), north up. The network
 was trained on gri asinh colours; the grz Legacy colours are the closest imaging the sky
 simulator renders (documented in docs/morphology.md). Hosts without a rendered field get
-``morphology_reason = no_host_image``.
+``morphology_reason = no_host_image``. A live run fetches the same image from the Legacy
+viewer (``cutout.jpg`` at ``pixscale`` and ``field_size``; rule ``fetch_host_images``,
+:mod:`.host_images`); a host whose download fails gets ``image_fetch_failed`` (or
+``image_off_footprint`` / ``image_blank`` / ``image_corrupt``) and ``image_error`` naming
+the URL.
 
 ``settings`` below is the chosen preset of the ``morphology`` config section, complete
 (:func:`catclean.config.preset_settings`).
@@ -192,27 +198,39 @@ def detection_labels(pred: dict | None, shape: tuple, min_score: float):
 
 def segment(hosts_path, field_paths: dict, model_json, *, size: int, pixscale: float,
             min_score: float, batch_size: int, table_path, masks_path,
-            model=None) -> pd.DataFrame:
+            images_path=None, model=None) -> pd.DataFrame:
     """Segment every host (rule ``segment_hosts``).
 
+    The host images are cut from the rendered Legacy fields ``field_paths`` (``{NSAID:
+    path}``, synthetic imaging) or, when ``images_path`` is given, read from the ``.npz`` of
+    rule ``fetch_host_images`` (live imaging, :mod:`.host_images`).
+
     Writes the host table (``NSAID``, ``RA``, ``DEC`` + :data:`~.infer.HOST_COLUMNS`;
-    ``morphology_reason`` null when measured, else ``no_host_image``, ``nan_pixels``,
-    ``blank_image``, ``no_detection``, ``no_host_at_centre``, ``bad_shape``) and an ``.npz``
+    ``morphology_reason`` null when measured, else ``no_host_image``, ``image_*`` (live: no
+    usable download, :data:`.host_images.IMAGE_REASONS`), ``nan_pixels``,
+    ``blank_image``, ``no_detection``, ``no_host_at_centre``, ``bad_shape``; ``image_error``:
+    why a live download failed, naming the URL) and an ``.npz``
     with ``nsaid``, ``ra``, ``dec``, ``images``, ``host_masks`` (N, S, S) bool, ``labels``
     (N, S, S) int16 (:func:`detection_labels`), ``det_classes`` / ``det_scores`` (N, K),
     ``size`` and ``pixscale``.
     """
     hosts = pd.read_parquet(hosts_path, columns=["NSAID", "RA", "DEC"])
-    images, ok = host_images(hosts, field_paths, size, pixscale)
+    reasons = errors = None
+    if images_path is not None:
+        from .host_images import align, read_host_images
+
+        images, ok, reasons, errors = align(hosts, read_host_images(images_path), size)
+    else:
+        images, ok = host_images(hosts, field_paths, size, pixscale)
     model = model if model is not None else load(model_json)
     return segment_images(hosts, images, ok, model, size=size, pixscale=pixscale,
                           min_score=min_score, batch_size=batch_size, table_path=table_path,
-                          masks_path=masks_path)
+                          masks_path=masks_path, reasons=reasons, errors=errors)
 
 
 def segment_images(hosts: pd.DataFrame, images: np.ndarray, ok: np.ndarray, model, *,
                    size: int, pixscale: float, min_score: float, batch_size: int,
-                   table_path, masks_path) -> pd.DataFrame:
+                   table_path, masks_path, reasons=None, errors=None) -> pd.DataFrame:
     """Segment host images and write the outputs of :func:`segment`.
 
     Parameters
@@ -226,6 +244,10 @@ def segment_images(hosts: pd.DataFrame, images: np.ndarray, ok: np.ndarray, mode
     model : MaskRCNN
     size, pixscale, min_score, batch_size, table_path, masks_path
         As :func:`segment`.
+    reasons : array of str (N,), optional
+        ``morphology_reason`` of the hosts without an image (default ``no_host_image``).
+    errors : array of str or None (N,), optional
+        The ``image_error`` column (null where None; default all null).
     """
     from .infer import segment_hosts
 
@@ -234,7 +256,10 @@ def segment_images(hosts: pd.DataFrame, images: np.ndarray, ok: np.ndarray, mode
     table, masks, dets = segment_hosts(model, images, pixscale=pixscale, min_score=min_score,
                                        batch_size=batch_size, with_detections=True)
     table.loc[~ok, list(table.columns)] = pd.NA
-    table.loc[~ok, "morphology_reason"] = "no_host_image"
+    table.loc[~ok, "morphology_reason"] = (
+        "no_host_image" if reasons is None else np.asarray(reasons, dtype=object)[~ok])
+    table["image_error"] = pd.array(
+        [None] * len(hosts) if errors is None else list(errors), dtype="string")
     masks[~ok] = False
     table = pd.concat([hosts, table], axis=1)
     k = max([len(d["scores"]) for d, good in zip(dets, ok) if good and d] + [1])

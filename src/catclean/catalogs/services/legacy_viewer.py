@@ -214,14 +214,19 @@ class LegacyCutoutClient:
         return r.data, r.header
 
     # -- JPEG -----------------------------------------------------------------------------
+    def jpeg_request(self, ra, dec, size: int, pixscale: float) -> tuple[str, dict]:
+        """``(url, params)`` of the ``cutout.jpg`` request of one position (raises
+        ``ValueError`` for a non-finite or out-of-range position, scale or size)."""
+        params = {"ra": _check_num(ra, "ra", 0, 360), "dec": _check_num(dec, "dec", -90, 90),
+                  "layer": self.layer, "pixscale": _check_num(pixscale, "pixscale", 0.01, 60),
+                  "size": _check_size(size)}
+        return f"{self.settings.url}/cutout.jpg", params
+
     def try_fetch_jpeg(self, ra, dec, size: int, pixscale: float) -> CutoutResult:
         """Like :meth:`fetch_jpeg` but returns the status instead of raising for it."""
         from PIL import Image, UnidentifiedImageError
 
-        params = {"ra": _check_num(ra, "ra", 0, 360), "dec": _check_num(dec, "dec", -90, 90),
-                  "layer": self.layer, "pixscale": _check_num(pixscale, "pixscale", 0.01, 60),
-                  "size": _check_size(size)}
-        url = f"{self.settings.url}/cutout.jpg"
+        url, params = self.jpeg_request(ra, dec, size, pixscale)
         query = query_string(url, params)
 
         def parse(body):
