@@ -74,6 +74,8 @@ def runs(tmp_path_factory):
                                               "ls_dr10.tractor": tables["legacy"]}))
     srv.route("/dr17/SkyServerWS/SearchTools/SqlSearch", R.skyserver_service(tables["sdss"]))
     srv.route("/api/v0.1/panstarrs/dr2/stack.csv", R.mast_service(tables["ps1"]))
+    # the morphology stage's host images (fetch_host_images; cutouts are disabled below)
+    srv.route("/viewer/cutout.jpg", R.viewer_service("jpg"))
     srv.start()
     # live config: config/live.yaml pointed at the local server
     work = tmp_path_factory.mktemp("live_wf")
