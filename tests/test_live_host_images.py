@@ -149,3 +149,19 @@ def test_fetch_cache_and_segment_live_host_images(server, tmp_path, tiny_model, 
                                 tmp_path / "m.npz")
     assert out["morphology_reason"][1] == "host_image_fetch_failed"
     assert pd.isna(out["in_host_mask"][1])
+
+
+def test_cli_fetch_images_calls_the_rule_function(server, tmp_path):
+    """``catclean morphology fetch-images``: the rule's function with the resolved config."""
+    from catclean.cli import main
+
+    pd.DataFrame({"NSAID": [21], "RA": [150.5], "DEC": [2.0]}).to_parquet(
+        tmp_path / "hosts.parquet")
+    assert main(["morphology", "fetch-images", "--hosts", str(tmp_path / "hosts.parquet"),
+                 "--out", str(tmp_path / "out"),
+                 "--set", f"services.legacy_viewer.url={server.url}/viewer",
+                 "--set", f"services.cache_dir={tmp_path / 'cache'}",
+                 "--set", "morphology.field_size=64"]) == 0
+    got = host_images.read_host_images(tmp_path / "out" / "images.npz")
+    assert got["ok"].tolist() == [True] and got["images"].shape == (1, 64, 64, 3)
+    assert server.requests_to("/viewer/cutout.jpg")[0].args["size"] == "64"

@@ -19,6 +19,14 @@ Segment the hosts of a finished run with that model::
     catclean morphology segment --model results/morphology/morphology_maskrcnn.json \\
         --hosts results/synthetic/hosts/hosts.parquet \\
         --field results/synthetic/fields/legacy/dr9/100004.fits --out results/morphology/hosts
+
+Live imaging (rule ``fetch_host_images``; needs network)::
+
+    catclean morphology fetch-images --config config/live.yaml \
+        --hosts results/live/hosts/hosts.parquet --out results/live/morphology/_hosts
+    catclean morphology segment --config config/live.yaml --model <model JSON> \
+        --hosts results/live/hosts/hosts.parquet \
+        --images results/live/morphology/_hosts/images.npz --out results/live/morphology/_hosts
 """
 
 from __future__ import annotations
@@ -93,7 +101,23 @@ def segment(args) -> int:
     segment_hosts(args.hosts, field_paths_from_inputs(args.field or []), args.model,
                   size=m["field_size"], pixscale=m["pixscale"], min_score=m["min_score"],
                   batch_size=m["batch_size"], table_path=out / "hosts.parquet",
-                  masks_path=out / "masks.npz")
+                  masks_path=out / "masks.npz", images_path=args.images)
+    return 0
+
+
+def fetch_images(args) -> int:
+    from ..runtime import setup
+    from .host_images import fetch
+
+    config = config_from_args(args)
+    setup(args.log, threads=1, seed=config["seed"])
+    m, services = config["morphology"], dict(config["services"])
+    # as the workflow resolves it (workflow/rules/catalog_inputs.smk, SERVICES)
+    services["cache_dir"] = (services["cache_dir"]
+                             or f"{config['results_dir']}/{config['run_name']}/cache")
+    release = config["surveys"][config["cutouts"]["imaging_survey"]]["release"]
+    fetch(args.hosts, services, release, size=m["field_size"], pixscale=m["pixscale"],
+          out_path=Path(args.out) / "images.npz")
     return 0
 
 
@@ -105,6 +129,12 @@ def register(subparsers) -> None:
                         "train the network (morphology preset, fixed steps)")
     ev = sub.add_parser("evaluate", help="held-out metrics and figures of a trained network")
     sg = sub.add_parser("segment", help="segment hosts: host table + masks")
+    fi = sub.add_parser("fetch-images", help="live: every host's Legacy viewer cutout.jpg "
+                        "at morphology.field_size / pixscale -> <out>/images.npz")
+    add_config_arguments(fi)
+    fi.add_argument("--hosts", required=True, help="hosts table (NSAID, RA, DEC)")
+    fi.add_argument("--out", required=True, help="directory for images.npz")
+    fi.set_defaults(func=fetch_images)
     for p in (tr, ev, sg):
         add_config_arguments(p)
         p.add_argument("--min-score", type=float, help="morphology.min_score")
@@ -123,5 +153,7 @@ def register(subparsers) -> None:
     sg.add_argument("--hosts", required=True, help="hosts table (NSAID, RA, DEC)")
     sg.add_argument("--field", action="append",
                     help="rendered Legacy field <NSAID>.fits (repeatable)")
+    sg.add_argument("--images", help="images.npz of `fetch-images` (live imaging; replaces "
+                    "--field)")
     sg.add_argument("--out", required=True, help="directory for hosts.parquet, masks.npz")
     sg.set_defaults(func=segment)
