@@ -285,8 +285,13 @@ def quantize_int8(float_onnx, out_path, calibration: np.ndarray, batch_size: int
     calibration on ``calibration``, float32 inputs) of an ONNX model; the output layer
     stays float32."""
     import onnx
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod,
-                                          QuantFormat, QuantType, quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     model = onnx.load(str(float_onnx))
     name = model.graph.input[0].name
