@@ -150,6 +150,9 @@ def with_dtype_policy(model, policy: str):
         if type(layer).__name__ == "InputLayer":
             continue
         layer.dtype_policy = "float32" if layer.name in out_names else policy
+        inner = getattr(layer, "layer", None)  # wrappers (TimeDistributed) and their layer
+        if inner is not None and hasattr(inner, "dtype_policy"):
+            inner.dtype_policy = layer.dtype_policy
     return clone
 
 
@@ -173,6 +176,11 @@ class Predictor:
     threads : int, optional
         ONNX Runtime intra-op threads (default: ``OMP_NUM_THREADS``, set by
         :func:`catclean.runtime.setup`).
+
+    Notes
+    -----
+    A model with several inputs takes a list of arrays (in the model's input order), as
+    Keras does; the output is the model's single output tensor.
     """
 
     def __init__(self, model=None, precision: str = "float32", batch_size: int = 64,
@@ -194,39 +202,80 @@ class Predictor:
             so.log_severity_level = 3
             self._sess = ort.InferenceSession(str(onnx_path), so,
                                               providers=["CPUExecutionProvider"])
-            inp = self._sess.get_inputs()[0]
-            self._input_name = inp.name
-            self.input_shape = tuple(inp.shape[1:])
+            self._names = [i.name for i in self._sess.get_inputs()]
+            self.input_shapes = [tuple(i.shape[1:]) for i in self._sess.get_inputs()]
             return
         import tensorflow as tf
 
         policy = "mixed_bfloat16" if precision == "bfloat16" else "float32"
         self.net = with_dtype_policy(model, policy)
-        self.input_shape = tuple(model.input_shape[1:])
-        spec = tf.TensorSpec((self.batch_size,) + self.input_shape, tf.float32)
+        self.input_shapes = _input_shapes(model)
+        specs = [tf.TensorSpec((self.batch_size,) + sh, tf.float32) for sh in self.input_shapes]
         net = self.net
-        self._fn = tf.function(lambda x: tf.cast(net(x, training=False), tf.float32),
-                               input_signature=[spec])
+        if len(specs) == 1:
+            self._fn = tf.function(lambda x: tf.cast(net(x, training=False), tf.float32),
+                                   input_signature=specs)
+        else:
+            self._fn = tf.function(
+                lambda *xs: tf.cast(net(list(xs), training=False), tf.float32),
+                input_signature=specs)
 
-    def _run(self, x: np.ndarray) -> np.ndarray:
+    @property
+    def input_shape(self) -> tuple:
+        """Shape of one sample of the (first) input."""
+        return self.input_shapes[0]
+
+    def _run(self, xs: list[np.ndarray]) -> np.ndarray:
         if self.precision == "int8":
-            return self._sess.run(None, {self._input_name: x})[0]
-        return self._fn(x).numpy()
+            return self._sess.run(None, dict(zip(self._names, xs)))[0]
+        return self._fn(*xs).numpy()
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        """Model outputs (float32) for float32 inputs ``(N, *input_shape)``."""
-        x = np.asarray(x, dtype=np.float32)
+    def __call__(self, x) -> np.ndarray:
+        """Model outputs (float32) for float32 inputs ``(N, *input_shape)`` (a list of
+        arrays for a model with several inputs)."""
+        xs = [np.asarray(a, dtype=np.float32) for a in (x if isinstance(x, list | tuple)
+                                                        else [x])]
+        n_all = len(xs[0])
         out = []
-        for s in range(0, len(x), self.batch_size):
-            b = x[s:s + self.batch_size]
-            n = len(b)
+        for s in range(0, n_all, self.batch_size):
+            bs = [a[s:s + self.batch_size] for a in xs]
+            n = len(bs[0])
             if n < self.batch_size:
-                b = np.concatenate([b, np.zeros((self.batch_size - n,) + b.shape[1:],
-                                                np.float32)])
-            out.append(self._run(np.ascontiguousarray(b))[:n])
+                bs = [np.concatenate([b, np.zeros((self.batch_size - n,) + b.shape[1:],
+                                                  np.float32)]) for b in bs]
+            out.append(self._run([np.ascontiguousarray(b) for b in bs])[:n])
         if not out:
             return np.zeros((0,), np.float32)
         return np.concatenate(out)
+
+
+def _input_shapes(model) -> list[tuple]:
+    shapes = model.input_shape
+    shapes = shapes if isinstance(shapes, list) else [shapes]
+    return [tuple(sh[1:]) for sh in shapes]
+
+
+def load_predictor(model_path, requested: str, inference_dir=None,
+                   batch_size: int = 64):
+    """Load a ``.keras`` model and its predictor in the precision :func:`choose_precision`
+    picks from ``requested`` and the card in ``inference_dir``.
+
+    Returns
+    -------
+    (keras.Model, Predictor, str)
+        The float model, the predictor (``.precision`` is the one used), and why.
+    """
+    import keras
+
+    card = load_card(inference_dir) if inference_dir else None
+    precision, why = choose_precision(requested, card)
+    log.info("%s: precision %s (%s)", Path(model_path).name, precision, why)
+    model = keras.saving.load_model(model_path, compile=False, safe_mode=True)
+    onnx = Path(inference_dir) / card["precisions"]["int8"]["onnx"] \
+        if precision == "int8" else None
+    pred = Predictor(model if precision != "int8" else None, precision, batch_size,
+                     onnx_path=onnx)
+    return model, pred, why
 
 
 # -- ONNX export and static int8 quantization ------------------------------------------
@@ -248,7 +297,8 @@ def _onnx_friendly(layer):
 
 
 def export_onnx(model, path, opset: int = 17) -> Path:
-    """The float32 Keras model as ONNX (tf2onnx, dynamic batch), input named ``input``;
+    """The float32 Keras model as ONNX (tf2onnx, dynamic batch), inputs named ``input``
+    (``input1``, ``input2``, ... for several);
     integer area resizes become average pooling (:func:`_onnx_friendly`)."""
     import keras
     import tensorflow as tf
@@ -257,8 +307,14 @@ def export_onnx(model, path, opset: int = 17) -> Path:
     net = keras.models.clone_model(with_dtype_policy(model, "float32"),
                                    clone_function=_onnx_friendly)
     net.set_weights(model.get_weights())
-    spec = (tf.TensorSpec((None,) + tuple(model.input_shape[1:]), tf.float32, name="input"),)
-    fn = tf.function(lambda x: net(x, training=False))
+    shapes = _input_shapes(model)
+    names = ["input"] if len(shapes) == 1 else [f"input{i + 1}" for i in range(len(shapes))]
+    spec = tuple(tf.TensorSpec((None,) + sh, tf.float32, name=nm)
+                 for sh, nm in zip(shapes, names))
+    if len(spec) == 1:
+        fn = tf.function(lambda x: net(x, training=False))
+    else:
+        fn = tf.function(lambda *xs: net(list(xs), training=False))
     proto, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=opset)
     path = Path(path)
     path.write_bytes(proto.SerializeToString())
@@ -282,8 +338,8 @@ def _head_nodes(onnx_model) -> list[str]:
 
 def quantize_int8(float_onnx, out_path, calibration: np.ndarray, batch_size: int = 16) -> Path:
     """Static int8 quantization (QDQ, per-channel int8 weights, uint8 activations, MinMax
-    calibration on ``calibration``, float32 inputs) of an ONNX model; the output layer
-    stays float32."""
+    calibration on ``calibration`` -- an array, or a list of arrays for several inputs --
+    float32 inputs) of an ONNX model; the output layer stays float32."""
     import onnx
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -294,13 +350,13 @@ def quantize_int8(float_onnx, out_path, calibration: np.ndarray, batch_size: int
     )
 
     model = onnx.load(str(float_onnx))
-    name = model.graph.input[0].name
-    calib = np.asarray(calibration, np.float32)
+    names = [i.name for i in model.graph.input]
+    calib = [np.asarray(c, np.float32) for c in _as_list(calibration)]
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self._it = iter([{name: calib[s:s + batch_size]}
-                             for s in range(0, len(calib), batch_size)])
+            self._it = iter([{nm: c[s:s + batch_size] for nm, c in zip(names, calib)}
+                             for s in range(0, len(calib[0]), batch_size)])
 
         def get_next(self):
             return next(self._it, None)
@@ -312,14 +368,23 @@ def quantize_int8(float_onnx, out_path, calibration: np.ndarray, batch_size: int
     return Path(out_path)
 
 
+def _as_list(x) -> list:
+    return list(x) if isinstance(x, list | tuple) else [x]
+
+
 # -- guards and the card ---------------------------------------------------------------
 
 def guard(p_ref: np.ndarray, p: np.ndarray, precision: str, threshold: float = 0.5) -> dict:
-    """Accuracy of ``p`` against float32 ``p_ref`` (same inputs): ``max_dp``,
-    ``flip_rate`` (fraction whose ``p >= threshold`` differs), ``passed``."""
+    """Accuracy of ``p`` against float32 ``p_ref`` (same inputs): ``max_dp`` (over every
+    entry), ``flip_rate`` (fraction of samples whose decision differs: ``p >= threshold``
+    for one probability per sample, the arg-max class for (N, K) class probabilities),
+    ``passed``."""
     p_ref, p = np.asarray(p_ref, np.float64), np.asarray(p, np.float64)
-    max_dp = float(np.max(np.abs(p - p_ref))) if len(p) else 0.0
-    flips = int(np.sum((p >= threshold) != (p_ref >= threshold)))
+    max_dp = float(np.max(np.abs(p - p_ref))) if p.size else 0.0
+    if p.ndim == 2:
+        flips = int(np.sum(np.argmax(p, axis=1) != np.argmax(p_ref, axis=1)))
+    else:
+        flips = int(np.sum((p >= threshold) != (p_ref >= threshold)))
     rate = flips / max(len(p), 1)
     lim = GUARDS[precision]
     ok = bool(np.isfinite(p).all() and max_dp <= lim["max_dp"] and rate <= lim["max_flip_rate"])
@@ -327,11 +392,11 @@ def guard(p_ref: np.ndarray, p: np.ndarray, precision: str, threshold: float = 0
             "limits": lim, "passed": ok}
 
 
-def _timed(pred: Predictor, x: np.ndarray, score) -> tuple[np.ndarray, float]:
-    pred(x[:pred.batch_size])  # trace / warm up
+def _timed(pred: Predictor, x: list, score) -> tuple[np.ndarray, float]:
+    pred([a[:pred.batch_size] for a in x])  # trace / warm up
     t0 = time.perf_counter()
     p = score(pred(x))
-    return p, len(x) / max(time.perf_counter() - t0, 1e-9)
+    return p, len(x[0]) / max(time.perf_counter() - t0, 1e-9)
 
 
 def prepare(model, calibration: np.ndarray, check: np.ndarray, out_dir, score=None,
@@ -342,16 +407,18 @@ def prepare(model, calibration: np.ndarray, check: np.ndarray, out_dir, score=No
     ----------
     model : keras.Model
         The float model.
-    calibration : numpy.ndarray
-        Model inputs (float32, from its own training set) for the int8 calibration.
-    check : numpy.ndarray
+    calibration : numpy.ndarray or list of numpy.ndarray
+        Model inputs (float32, from its own training set) for the int8 calibration (a
+        list for a model with several inputs).
+    check : numpy.ndarray or list of numpy.ndarray
         Other model inputs on which every precision is compared with float32.
     out_dir : path-like
         Gets ``card.json`` and, when int8 is tried, ``model.int8.onnx`` (and the float
         ``model.onnx`` it came from).
     score : callable, optional
-        Model outputs -> the guarded score (e.g. ``lambda o: o[:, 1]`` for p_shred);
-        default the outputs flattened.
+        Model outputs -> the guarded score: ``lambda o: o[:, 1]`` for p_shred (flips of
+        ``p >= threshold``); default the outputs as they are ((N, K) class
+        probabilities: flips of the arg-max class).
     threshold : float
         Decision threshold of the flip rate.
     batch_size : int
@@ -363,12 +430,12 @@ def prepare(model, calibration: np.ndarray, check: np.ndarray, out_dir, score=No
         The card: ``precisions.<p>`` with ``offered``, ``cutouts_per_s``, the guard
         (``max_dp``, ``flip_rate``, ``passed``) or ``reason``; ``cpu_bf16``; ``auto``.
     """
-    score = score or (lambda o: np.asarray(o).reshape(len(o), -1)[:, -1])
+    score = score or (lambda o: np.asarray(o))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    check = np.asarray(check, np.float32)
-    card = {"card_version": CARD_VERSION, "n_check": int(len(check)),
-            "n_calibration": int(len(calibration)), "batch_size": int(batch_size),
+    check = [np.asarray(c, np.float32) for c in _as_list(check)]
+    card = {"card_version": CARD_VERSION, "n_check": int(len(check[0])),
+            "n_calibration": int(len(_as_list(calibration)[0])), "batch_size": int(batch_size),
             "threshold": float(threshold), "cpu_bf16": cpu_has_bf16(), "precisions": {}}
     p32, rate = _timed(Predictor(model, "float32", batch_size), check, score)
     card["precisions"]["float32"] = {"offered": True, "cutouts_per_s": round(rate, 1)}

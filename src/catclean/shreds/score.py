@@ -76,22 +76,15 @@ class ShredScorer:
     def _load(self, requested: str) -> None:
         import keras
 
-        from ..inference import Predictor, choose_precision, load_card
+        from ..inference import choose_precision, load_predictor
 
-        card = load_card(self.inference_dir) if self.inference_dir and self.kind == "keras" \
-            else None
-        self.precision, self.precision_reason = choose_precision(requested, card)
-        log.info("shred model %s: precision %s (%s)", self.path.name, self.precision,
-                 self.precision_reason)
         if self.kind == "keras":
-            model = keras.saving.load_model(self.path, compile=False, safe_mode=True)
-            self.input_shape = tuple(model.input_shape[1:])
-            self.model = model
-            onnx = self.inference_dir / card["precisions"]["int8"]["onnx"] \
-                if self.precision == "int8" else None
-            self._predictor = Predictor(model if self.precision != "int8" else None,
-                                        self.precision, self.batch_size, onnx_path=onnx)
+            self.model, self._predictor, self.precision_reason = load_predictor(
+                self.path, requested, self.inference_dir, self.batch_size)
+            self.precision = self._predictor.precision
+            self.input_shape = tuple(self.model.input_shape[1:])
             return
+        self.precision, self.precision_reason = choose_precision(requested, None)
         if self.kind != "savedmodel":
             raise ValueError(f"unknown shred model kind {self.kind!r} (keras | savedmodel)")
         try:
