@@ -171,3 +171,38 @@ def test_score_records_the_precision_in_provenance(trained, tmp_path, monkeypatc
         score(tmp_path / "cuts.parquet", tmp_path / "rgb", d / "m.keras", "keras", 0.5, 4,
               tmp_path / "s2.parquet", precision="auto", inference_dir=inf_dir)
         assert read_metadata(tmp_path / "s2.parquet")["provenance"]["precision"] == "bfloat16"
+
+
+def test_qa_m3_two_inputs_compiled_and_prepared(tmp_path):
+    """The QA grading model (two inputs, TimeDistributed CNN, five classes): compiled
+    float32 equals Keras' own predict; the card guards the class probabilities (arg-max
+    flips) and offers exactly the precisions that passed."""
+    import keras
+
+    from catclean.qa.grading import prepare_inference
+    from catclean.qa.models import ModelConfig, build_model, predict
+    from catclean.qa.represent import input2
+
+    cfg = ModelConfig(conv_filters=[4, 8], pool_after=[0], stamp_embedding=8, dense_units=16,
+                      m2_units=[16], l2=1e-4, dropout=0.2, learning_rate=1e-3, batch_size=16,
+                      epochs=1, patience=1, val_fraction=0.3, augment=False,
+                      ccd_labels="exposure", bgp_min_amplitude=0.02)
+    keras.utils.set_random_seed(2)
+    model = build_model("M3", 6, 25, cfg)
+    model.save(tmp_path / "M3.keras")
+    rng = np.random.default_rng(2)
+    reps = {"stamps": rng.random((90, 6, 25, 25)).astype(np.float32),
+            "counts": rng.integers(0, 40, (90, 6)).astype(np.float32)}
+    pred = inf.Predictor(model, "float32", batch_size=32)
+    in2 = input2(reps["counts"])
+    assert np.array_equal(predict(pred, "M3", reps["stamps"], in2),
+                          predict(model, "M3", reps["stamps"], in2))
+    card = prepare_inference(tmp_path / "M3.keras", reps, "M3", tmp_path / "inf", seed=1,
+                             n_calibration=16, n_check=64, batch_size=32)
+    assert card["n_check"] == 64 and card["kind"] == "M3"
+    for prec in ("bfloat16", "int8"):
+        e = card["precisions"][prec]
+        if "max_dp" in e:
+            assert e["offered"] == e["passed"] and e["n"] == 64
+            assert e["flip_rate"] == e["flips"] / 64
+    assert card["precisions"]["int8"].get("onnx") == "model.int8.onnx"  # TimeDistributed converts
