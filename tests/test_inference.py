@@ -89,6 +89,10 @@ def test_auto_picks_the_fastest_offered_and_falls_back(monkeypatch):
     assert inf.choose_precision("auto", _card(bf16=False))[0] == "int8"
     assert inf.choose_precision("auto", _card(bf16=False, int8=False))[0] == "float32"
     assert inf.choose_precision("auto", None)[0] == "float32"
+    close = _card()
+    close["precisions"]["bfloat16"]["cutouts_per_s"] = 105.0  # within timing noise
+    close["precisions"]["int8"]["cutouts_per_s"] = 108.0
+    assert inf.choose_precision("auto", close)[0] == "float32"
     assert inf.choose_precision("int8", _card()) == ("int8", "requested")
     with pytest.raises(ValueError, match="'bfloat16' is not offered.*accuracy guard"):
         inf.choose_precision("bfloat16", _card(bf16=False))
