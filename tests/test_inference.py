@@ -133,6 +133,8 @@ def test_prepare_guards_and_determinism(trained, tmp_path):
     assert i8["offered"] == i8["passed"]
     assert i8["passed"], i8  # measured: max |dp| 0.011, no flips
     assert i8["max_dp"] <= 0.02 and i8["flip_rate"] <= 0.005
+    assert pr["float32"]["auc"] > 0.95  # the tiny model separates the classes
+    assert i8["auc_change"] <= 0.005 and abs(i8["auc"] - pr["float32"]["auc"]) <= 0.005
     assert card["auto"] in [p for p, e in pr.items() if e["offered"]]
     model, _ = trained
     x = _images(40, 2)[0].astype(np.float32) / 255.0

@@ -46,6 +46,8 @@ CHOICES = ("auto",) + PRECISIONS
 #: ``p >= threshold`` decisions that may flip (issue 16)
 GUARDS = {"bfloat16": {"max_dp": 1e-3, "max_flip_rate": 0.001},
           "int8": {"max_dp": 0.02, "max_flip_rate": 0.005}}
+#: with labels of the check inputs: the ROC AUC may move at most this much (issue 16)
+MAX_AUC_CHANGE = 0.005
 CARD_VERSION = 1
 #: ``auto`` takes a less accurate precision only when it is this much faster
 AUTO_MARGIN = 1.1
@@ -399,6 +401,12 @@ def guard(p_ref: np.ndarray, p: np.ndarray, precision: str, threshold: float = 0
             "limits": lim, "passed": ok}
 
 
+def _auc(labels, p) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(np.asarray(labels), np.asarray(p, np.float64)))
+
+
 def _timed(pred: Predictor, x: list, score) -> tuple[np.ndarray, float]:
     pred([a[:pred.batch_size] for a in x])  # trace / warm up
     t0 = time.perf_counter()
@@ -407,7 +415,8 @@ def _timed(pred: Predictor, x: list, score) -> tuple[np.ndarray, float]:
 
 
 def prepare(model, calibration: np.ndarray, check: np.ndarray, out_dir, score=None,
-            threshold: float = 0.5, batch_size: int = 64, precisions=PRECISIONS) -> dict:
+            threshold: float = 0.5, batch_size: int = 64, precisions=PRECISIONS,
+            labels: np.ndarray | None = None) -> dict:
     """Prepare a model's fast forms and write its inference card.
 
     Parameters
@@ -430,6 +439,10 @@ def prepare(model, calibration: np.ndarray, check: np.ndarray, out_dir, score=No
         Decision threshold of the flip rate.
     batch_size : int
         Batch of the throughput measurement (the scoring batch).
+    labels : numpy.ndarray, optional
+        0/1 labels of the check inputs (one score per input): the card records each
+        precision's ROC AUC, and a change of more than :data:`MAX_AUC_CHANGE` from
+        float32's fails the guard.
 
     Returns
     -------
@@ -446,6 +459,9 @@ def prepare(model, calibration: np.ndarray, check: np.ndarray, out_dir, score=No
             "threshold": float(threshold), "cpu_bf16": cpu_has_bf16(), "precisions": {}}
     p32, rate = _timed(Predictor(model, "float32", batch_size), check, score)
     card["precisions"]["float32"] = {"offered": True, "cutouts_per_s": round(rate, 1)}
+    auc32 = None
+    if labels is not None and len(np.unique(labels)) == 2 and np.ndim(p32) == 1:
+        auc32 = card["precisions"]["float32"]["auc"] = _auc(labels, p32)
     log.info("float32: %.1f inputs/s", rate)
     for prec in precisions:
         if prec == "float32":
@@ -468,10 +484,16 @@ def prepare(model, calibration: np.ndarray, check: np.ndarray, out_dir, score=No
             entry["reason"] = f"{type(exc).__name__}: {exc}"
             continue
         g = guard(p32, p, prec, threshold)
+        if auc32 is not None:
+            g["auc"] = _auc(labels, p)
+            g["auc_change"] = abs(g["auc"] - auc32)
+            g["passed"] = bool(g["passed"] and g["auc_change"] <= MAX_AUC_CHANGE)
         entry.update(g, cutouts_per_s=round(rate, 1), offered=g["passed"])
         if not g["passed"]:
             entry["reason"] = (f"accuracy guard failed: max |dp| {g['max_dp']:.2e}, flip rate "
-                               f"{g['flip_rate']:.4f} (limits {g['limits']})")
+                               f"{g['flip_rate']:.4f}"
+                               + (f", AUC change {g['auc_change']:.4f}" if "auc" in g else "")
+                               + f" (limits {g['limits']})")
         log.info("%s: %.1f inputs/s, max |dp| %.2e, flips %d/%d -> %s", prec, rate,
                  g["max_dp"], g["flips"], g["n"], "offered" if g["passed"] else "not offered")
     card["auto"] = choose_precision("auto", card)[0]

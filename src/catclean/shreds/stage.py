@@ -189,15 +189,17 @@ def prepare_inference(model_path, data_path, out_dir, seed: int, threshold: floa
 
     From the model's own training cutouts (``data_path``, seeded draw without
     replacement): ``n_calibration`` calibrate the int8 quantization, ``n_check`` others
-    compare bf16 and int8 with float32 (max |dp_shred|, is_shred flips; limits
-    :data:`catclean.inference.GUARDS`). Writes ``out_dir/card.json`` and
+    compare bf16 and int8 with float32 (max |dp_shred|, is_shred flips, the change of
+    the ROC AUC on their labels; limits :data:`catclean.inference.GUARDS` and
+    ``MAX_AUC_CHANGE``). Writes ``out_dir/card.json`` and
     ``out_dir/model.int8.onnx``; a precision that fails its guard is not offered.
     """
     import keras
 
     from ..inference import prepare
 
-    images = np.load(data_path, allow_pickle=False)["images"]
+    data = np.load(data_path, allow_pickle=False)
+    images, labels = data["images"], data["labels"]
     order = np.random.default_rng([int(seed), 16]).permutation(len(images))
     n_cal = min(int(n_calibration), max(1, len(images) // 4))
     cal, chk = order[:n_cal], order[n_cal:n_cal + int(n_check)]
@@ -207,7 +209,8 @@ def prepare_inference(model_path, data_path, out_dir, seed: int, threshold: floa
     model = keras.saving.load_model(model_path, compile=False, safe_mode=True)
     card = prepare(model, images[np.sort(cal)].astype(np.float32) / 255.0,
                    images[np.sort(chk)].astype(np.float32) / 255.0, out_dir,
-                   score=lambda o: o[:, 1], threshold=threshold, batch_size=batch_size)
+                   score=lambda o: o[:, 1], threshold=threshold, batch_size=batch_size,
+                   labels=labels[np.sort(chk)])
     card.update(model=str(model_path), data=str(data_path))
     (Path(out_dir) / "card.json").write_text(json.dumps(card, indent=1))
     log.info("inference card: auto = %s; %s", card["auto"],
