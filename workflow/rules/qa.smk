@@ -153,6 +153,28 @@ if config["qa"]["enabled"]:
         script:
             "../../scripts/qa_train_cnn.py"
 
+    rule qa_prepare_inference:
+        input:
+            model=getattr(rules.qa_train_cnn.output, QA_GRADE["model"].lower()),
+            # its own training samples: int8 calibration and the accuracy guards
+            reps=expand(rules.qa_representatives.output.reps, qabatch=QA_BATCHES),
+        output:
+            directory(f"{QA_DIR}/models/{QA_GRADE['model']}_inference"),
+        params:
+            kind=QA_GRADE["model"],
+            seed=config["seed"],
+            calibration_samples=QA_GRADE["inference"]["calibration_samples"],
+            check_samples=QA_GRADE["inference"]["check_samples"],
+        threads: QA_THREADS
+        log:
+            f"{LOGS}/qa/qa_prepare_inference.log",
+        benchmark:
+            f"{BENCHMARKS}/qa/qa_prepare_inference.tsv"
+        conda:
+            "../../envs/ml.yaml"
+        script:
+            "../../scripts/qa_prepare_inference.py"
+
     rule qa_grade_exposures:
         input:
             reps=expand(rules.qa_representatives.output.reps, qabatch=QA_BATCHES),
@@ -162,11 +184,13 @@ if config["qa"]["enabled"]:
             sources=expand(rules.qa_extract_sources.output.sources, qabatch=QA_BATCHES),
             failures=expand(rules.qa_extract_sources.output.failures, qabatch=QA_BATCHES),
             model=getattr(rules.qa_train_cnn.output, QA_GRADE["model"].lower()),
+            inference=rules.qa_prepare_inference.output[0],
             metrics=rules.qa_train_cnn.output.metrics,
         output:
             grades=f"{QA_DIR}/grades.parquet",
         params:
             grade={k: QA_GRADE[k] for k in ("model", "fwhm_max", "ell_max")},
+            precision=QA_GRADE["inference"]["precision"],
             pixel_scale=QA_PRESET["simulate"]["pixel_scale"],
             seed=config["seed"],
         threads: QA_THREADS

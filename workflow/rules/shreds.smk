@@ -56,6 +56,34 @@ rule train_shred_cnn:
         "../../scripts/train_shred_cnn.py"
 
 
+rule prepare_shred_inference:
+    input:
+        model=(
+            rules.train_shred_cnn.output.model
+            if SHREDS_MODEL_KIND == "trained"
+            else SHREDS["model"]["path"]
+        ),
+        # the model's own training cutouts: int8 calibration and the accuracy guards
+        data=rules.make_shred_training_set.output[0],
+    output:
+        directory(f"{SHREDS_DIR}/inference"),
+    params:
+        seed=config["seed"],
+        threshold=SHREDS["threshold"],
+        batch_size=SHREDS["batch_size"],
+        calibration_cutouts=SHREDS["inference"]["calibration_cutouts"],
+        check_cutouts=SHREDS["inference"]["check_cutouts"],
+    threads: SHREDS["threads"]
+    log:
+        f"{LOGS}/shreds/prepare_shred_inference.log",
+    benchmark:
+        f"{BENCHMARKS}/shreds/prepare_shred_inference.tsv"
+    conda:
+        "../../envs/ml.yaml"
+    script:
+        "../../scripts/prepare_shred_inference.py"
+
+
 rule evaluate_shreds:
     input:
         cv=rules.train_shred_cnn.output.cv,
@@ -84,6 +112,12 @@ rule evaluate_shreds:
 
 rule score_shreds:
     input:
+        # bf16 / int8 forms and their accuracy guards (not for SavedModels: float32 only)
+        unpack(
+            lambda wc: {}
+            if SHREDS_MODEL_KIND == "savedmodel"
+            else {"inference": rules.prepare_shred_inference.output[0]}
+        ),
         cuts=partition_path("cuts"),
         store=rules.cutouts.output.rgb,
         # the trained model, or the configured .keras file / SavedModel directory
@@ -98,6 +132,7 @@ rule score_shreds:
         kind="keras" if SHREDS_MODEL_KIND in ("trained", "keras") else "savedmodel",
         threshold=SHREDS["threshold"],
         batch_size=SHREDS["batch_size"],
+        precision=SHREDS["inference"]["precision"],
     threads: 1
     log:
         f"{LOGS}/shreds/score_{{survey}}_{{release}}_{{hpx}}.log",

@@ -15,6 +15,7 @@ qa_train_stellarity   :func:`train_stellarity`
 qa_train_som          :func:`train_som`
 qa_representatives    :func:`representatives`
 qa_train_cnn          :func:`train_models`
+qa_prepare_inference  :func:`prepare_inference`
 qa_grade_exposures    :func:`grade_exposures`
 qa_report             :func:`report`
 ====================  =====================================================
@@ -439,6 +440,35 @@ def grade_rows(expids, ccds: pd.DataFrame, sources: pd.DataFrame, stellarity: np
         row["reason"] = "; ".join(problems)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def prepare_inference(model_path, reps: dict, kind: str, out_dir, seed: int,
+                      n_calibration: int, n_check: int, batch_size: int = 256) -> dict:
+    """The fast inference forms of the grading model (``qa.grade.model``) and its card
+    (:func:`catclean.inference.prepare`): int8 calibrated on ``n_calibration`` of its own
+    training samples (the representative images, seeded draw), bf16 and int8 compared
+    with float32 on ``n_check`` others (max |dp| over the five class probabilities,
+    arg-max class flips)."""
+    import keras
+
+    from catclean.inference import prepare
+
+    from .models import model_inputs
+
+    x = model_inputs(kind, reps["stamps"].astype(np.float32),
+                     input2(reps["counts"]).astype(np.float32))
+    n = len(x[0])
+    order = np.random.default_rng([int(seed), 16]).permutation(n)
+    n_cal = min(int(n_calibration), max(1, n // 4))
+    cal, chk = np.sort(order[:n_cal]), np.sort(order[n_cal:n_cal + int(n_check)])
+    if len(chk) == 0:
+        raise ValueError(f"{n} representative images leave none to check the precisions on")
+    model = keras.saving.load_model(model_path, compile=False, safe_mode=True)
+    card = prepare(model, [a[cal] for a in x], [a[chk] for a in x], out_dir,
+                   batch_size=batch_size)
+    card.update(model=str(model_path), kind=kind)
+    (Path(out_dir) / "card.json").write_text(json.dumps(card, indent=1))
+    return card
 
 
 def grade_exposures(exposures, ccds, sources, stel, failures, reps, model, grade: dict,

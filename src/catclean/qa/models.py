@@ -163,9 +163,15 @@ def train_model(kind: str, stamps, in2, y, groups, cfg: ModelConfig, seed: int,
 
 
 def predict(model, kind: str, stamps, in2, batch_size: int = 256) -> np.ndarray:
-    """(n, 5) class probabilities per CCD."""
+    """(n, 5) class probabilities per CCD; ``model`` is a Keras model or a
+    :class:`catclean.inference.Predictor` (compiled, in its precision)."""
+    from catclean.inference import Predictor
+
     if len(in2) == 0:
         return np.zeros((0, len(CLASSES)), np.float32)
+    if isinstance(model, Predictor):
+        return np.asarray(model(model_inputs(kind, np.asarray(stamps, np.float32),
+                                             np.asarray(in2, np.float32))), np.float64)
     return np.asarray(model.predict(model_inputs(kind, stamps, in2), batch_size=batch_size,
                                     verbose=0), np.float64)
 

@@ -1,4 +1,4 @@
-"""``catclean shreds make-set | train | score``: the shred CNN outside Snakemake.
+"""``catclean shreds make-set | train | prepare | score``: the shred CNN outside Snakemake.
 
 Each command calls the function of :mod:`catclean.shreds.stage` that the rule calls, with
 the resolved config; options only override config keys (no defaults of their own).
@@ -18,6 +18,12 @@ Build a synthetic training sky in resumable chunks and train the paper-size mode
 Train on your own labeled cutouts (CSV ``source_id,label`` + ``<source_id>.png``)::
 
     catclean shreds train --csv labels.csv --images cutouts/ --preset paper --out my_model/
+
+Prepare the fast inference forms of a model (int8 ONNX, inference card with the bf16 /
+int8 accuracy guards; docs/shreds.md "Inference precision")::
+
+    catclean shreds prepare --model my_model/shred_cnn.keras \\
+        --data my_model/training_set.npz --out my_model/inference
 
 Score a directory of Legacy-viewer cutouts (PNG/JPEG, 128 px over 60")::
 
@@ -103,6 +109,22 @@ def score(args) -> int:
     return 0
 
 
+def prepare(args) -> int:
+    from .stage import prepare_inference
+
+    config = config_from_args(args, extra=_overrides(args))
+    _setup(args, config, tensorflow=True)
+    sh = config["shreds"]
+    card = prepare_inference(args.model, args.data, args.out, config["seed"], sh["threshold"],
+                             sh["batch_size"], sh["inference"]["calibration_cutouts"],
+                             sh["inference"]["check_cutouts"])
+    for name, entry in card["precisions"].items():
+        print(name, "offered" if entry["offered"] else "not offered",
+              entry.get("cutouts_per_s"), entry.get("max_dp"), entry.get("reason", ""))
+    print("auto:", card["auto"])
+    return 0
+
+
 def realism(args) -> int:
     from .realism import measure
 
@@ -133,6 +155,11 @@ def register(subparsers) -> None:
     tr.add_argument("--preset", help="shreds.preset (small | paper | your own)")
     tr.add_argument("--workers", type=int, help="rendering processes when building the set")
     tr.add_argument("--out", required=True, help="directory for shred_cnn.keras and cv.json")
+    pr = command(sub, "prepare", prepare, help="int8 form + inference card (accuracy "
+                 "guards of bf16 / int8 against float32) of a .keras model")
+    pr.add_argument("--model", required=True, help=".keras shred model")
+    pr.add_argument("--data", required=True, help="its training set .npz (calibration, guards)")
+    pr.add_argument("--out", required=True, help="directory for card.json and model.int8.onnx")
     sc = command(sub, "score", score, help="score a directory of PNG/JPEG cutouts")
     sc.add_argument("--model", required=True, help=".keras file or SavedModel directory")
     sc.add_argument("--images", required=True, help="directory of <source_id>[_suffix].png/.jpg")

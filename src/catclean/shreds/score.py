@@ -15,11 +15,21 @@ Models
   failing that, :func:`tensorflow.saved_model.load`. Their preprocessing: 128 x 128 RGB
   over 60" (0.469"/pix), pixels / 255, output softmax with class 1 = shred
   (papers/README.md). Foreign models are used only when the config names one.
+
+Precision
+---------
+A ``keras`` model runs through :class:`catclean.inference.Predictor`: a compiled call with
+a fixed batch shape in ``float32``, ``bfloat16`` or (ONNX Runtime) ``int8``, chosen by
+:func:`catclean.inference.choose_precision` from ``shreds.inference.precision`` and the
+model's inference card (rule ``prepare_shred_inference``). A SavedModel runs in float32
+through its serving signature. While a batch is scored, the next one is read from the
+cutout store in a reader thread.
 """
 
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -39,10 +49,17 @@ class ShredScorer:
     batch_size : int
     endpoint : str
         SavedModel signature used by the TFSMLayer path.
+    precision : {'auto', 'float32', 'bfloat16', 'int8'}
+        Inference precision (``keras`` models; :func:`catclean.inference.choose_precision`).
+        The one used is ``self.precision``.
+    inference_dir : path-like, optional
+        The model's prepared forms: ``card.json`` (accuracy guards, throughputs) and
+        ``model.int8.onnx``. Without it only float32 is offered.
     """
 
     def __init__(self, path, kind: str = "auto", batch_size: int = 64,
-                 endpoint: str = "serving_default"):
+                 endpoint: str = "serving_default", precision: str = "float32",
+                 inference_dir=None):
         self.path = Path(path)
         if not self.path.exists():
             raise FileNotFoundError(f"shred model not found: {self.path}")
@@ -52,17 +69,22 @@ class ShredScorer:
         self.batch_size = int(batch_size)
         self.endpoint = endpoint
         self._fn = None
-        self._load()
+        self._predictor = None
+        self.inference_dir = Path(inference_dir) if inference_dir else None
+        self._load(precision)
 
-    def _load(self) -> None:
+    def _load(self, requested: str) -> None:
         import keras
 
+        from ..inference import choose_precision, load_predictor
+
         if self.kind == "keras":
-            model = keras.saving.load_model(self.path, compile=False, safe_mode=True)
-            self.input_shape = tuple(model.input_shape[1:])
-            self._fn = lambda x: model(x, training=False)
-            self.model = model
+            self.model, self._predictor, self.precision_reason = load_predictor(
+                self.path, requested, self.inference_dir, self.batch_size)
+            self.precision = self._predictor.precision
+            self.input_shape = tuple(self.model.input_shape[1:])
             return
+        self.precision, self.precision_reason = choose_precision(requested, None)
         if self.kind != "savedmodel":
             raise ValueError(f"unknown shred model kind {self.kind!r} (keras | savedmodel)")
         try:
@@ -84,6 +106,8 @@ class ShredScorer:
     def _call(self, x: np.ndarray) -> np.ndarray:
         import tensorflow as tf
 
+        if self._predictor is not None:
+            return self._predictor(x)[:, 1]
         out = self._fn(tf.constant(x))
         if isinstance(out, dict):  # serving signatures return {name: tensor}
             out = out[sorted(out)[0]] if len(out) > 1 else next(iter(out.values()))
@@ -100,6 +124,8 @@ class ShredScorer:
         if tuple(images.shape[1:]) != tuple(self.input_shape):
             raise ValueError(f"cutouts have shape {images.shape[1:]}, the model expects "
                              f"{self.input_shape} (128 px over 60\" RGB)")
+        if self._predictor is not None:  # fixed-shape batches inside the predictor
+            return self._call(images.astype(np.float32) / 255.0).astype(np.float64)
         out = []
         for s in range(0, len(images), self.batch_size):
             x = images[s:s + self.batch_size].astype(np.float32) / 255.0
@@ -152,26 +178,16 @@ def score_partition(cuts: pd.DataFrame, store, scorer: ShredScorer | None,
     if len(todo):
         if scorer is None:
             raise ValueError("sources need scoring but no shred model was given")
-        for s in range(0, len(todo), batch_size):
-            part = todo[s:s + batch_size]
-            try:
-                imgs, st = store.get(list(ids[part]))
-            except Exception as exc:  # unreadable shard: flag, keep going
-                for i in part:
-                    reason[i] = f"cutout corrupt: cannot read store ({exc})"
-                continue
-            good = st == "ok"
-            for i in part[~good]:
-                reason[i] = "cutout corrupt: unreadable in store"
-            if good.any():
-                imgs = imgs[good]
-                bad_pix = imgs.reshape(len(imgs), -1).max(axis=1) == imgs.reshape(
-                    len(imgs), -1).min(axis=1)
-                probs = scorer.predict(imgs)
-                probs = np.where(bad_pix, np.nan, probs)
-                p[part[good]] = probs
-                for i in part[good][bad_pix]:
-                    reason[i] = "cutout blank"
+        chunks = [todo[s:s + batch_size] for s in range(0, len(todo), batch_size)]
+        # the reader thread decodes chunk k + 1 while chunk k is scored (TensorFlow and
+        # ONNX Runtime release the GIL)
+        with ThreadPoolExecutor(max_workers=1) as reader:
+            pending = reader.submit(_read, store, ids[chunks[0]])
+            for k, part in enumerate(chunks):
+                got = pending.result()
+                if k + 1 < len(chunks):
+                    pending = reader.submit(_read, store, ids[chunks[k + 1]])
+                _score_chunk(part, got, scorer, p, reason)
         nonfinite = np.isin(np.arange(n), todo) & ~np.isfinite(p) & (reason == None)  # noqa: E711
         for i in np.flatnonzero(nonfinite):
             reason[i] = "model returned a non-finite probability"
@@ -184,6 +200,34 @@ def score_partition(cuts: pd.DataFrame, store, scorer: ShredScorer | None,
                          "p_shred": p_col.astype("Float64"),
                          "is_shred": is_shred,
                          "shreds_reason": pd.Series(reason, dtype="string")})
+
+
+def _read(store, ids):
+    """``(images, status)`` of some cutouts, or the exception that reading raised."""
+    try:
+        return store.get(list(ids))
+    except Exception as exc:  # unreadable shard: flagged by the caller
+        return exc
+
+
+def _score_chunk(part, got, scorer, p, reason) -> None:
+    """Fill ``p`` / ``reason`` at the rows ``part`` from what :func:`_read` returned."""
+    if isinstance(got, Exception):
+        for i in part:
+            reason[i] = f"cutout corrupt: cannot read store ({got})"
+        return
+    imgs, st = got
+    good = st == "ok"
+    for i in part[~good]:
+        reason[i] = "cutout corrupt: unreadable in store"
+    if good.any():
+        imgs = imgs[good]
+        flat = imgs.reshape(len(imgs), -1)
+        bad_pix = flat.max(axis=1) == flat.min(axis=1)
+        probs = np.where(bad_pix, np.nan, scorer.predict(imgs))
+        p[part[good]] = probs
+        for i in part[good][bad_pix]:
+            reason[i] = "cutout blank"
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")

@@ -4,6 +4,8 @@
   make-set``): labeled RGB cutouts, from a synthetic training sky or the user's CSV;
 - :func:`train` (rule ``train_shred_cnn``, ``catclean shreds train``): held-out test +
   k-fold CV (paper 001 Sec. 2.2), the kept model and ``cv.json``;
+- :func:`prepare_inference` (rule ``prepare_shred_inference``): the model's int8 form and
+  inference card (accuracy guards of bf16 / int8 against float32, throughputs);
 - :func:`evaluate` (rule ``evaluate_shreds``): metrics JSON, ROC (Fig. 3), examples (Fig. 4);
 - :func:`score` (rule ``score_shreds``): p_shred / is_shred for one catalog partition;
   :func:`score_images` (``catclean shreds score``) for a directory of PNG/JPEG cutouts;
@@ -181,23 +183,63 @@ def evaluate(cv_path, data_path, seed: int, metrics_path, roc_path, examples_pat
     return metrics
 
 
+def prepare_inference(model_path, data_path, out_dir, seed: int, threshold: float,
+                      batch_size: int, n_calibration: int, n_check: int) -> dict:
+    """The fast forms of a ``.keras`` shred model and its inference card (issue 16).
+
+    From the model's own training cutouts (``data_path``, seeded draw without
+    replacement): ``n_calibration`` calibrate the int8 quantization, ``n_check`` others
+    compare bf16 and int8 with float32 (max |dp_shred|, is_shred flips, the change of
+    the ROC AUC on their labels; limits :data:`catclean.inference.GUARDS` and
+    ``MAX_AUC_CHANGE``). Writes ``out_dir/card.json`` and
+    ``out_dir/model.int8.onnx``; a precision that fails its guard is not offered.
+    """
+    import keras
+
+    from ..inference import prepare
+
+    data = np.load(data_path, allow_pickle=False)
+    images, labels = data["images"], data["labels"]
+    order = np.random.default_rng([int(seed), 16]).permutation(len(images))
+    n_cal = min(int(n_calibration), max(1, len(images) // 4))
+    cal, chk = order[:n_cal], order[n_cal:n_cal + int(n_check)]
+    if len(chk) == 0:
+        raise ValueError(f"{data_path}: {len(images)} cutouts leave none to check the "
+                         "precisions on; raise shreds.training.n_hosts")
+    model = keras.saving.load_model(model_path, compile=False, safe_mode=True)
+    card = prepare(model, images[np.sort(cal)].astype(np.float32) / 255.0,
+                   images[np.sort(chk)].astype(np.float32) / 255.0, out_dir,
+                   score=lambda o: o[:, 1], threshold=threshold, batch_size=batch_size,
+                   labels=labels[np.sort(chk)])
+    card.update(model=str(model_path), data=str(data_path))
+    (Path(out_dir) / "card.json").write_text(json.dumps(card, indent=1))
+    log.info("inference card: auto = %s; %s", card["auto"],
+             {k: (v["offered"], v.get("cutouts_per_s")) for k, v in card["precisions"].items()})
+    return card
+
+
 def score(cuts_path, store_path, model_path, kind: str, threshold: float, batch_size: int,
-          out_path) -> pd.DataFrame:
+          out_path, precision: str = "float32", inference_dir=None) -> pd.DataFrame:
     """p_shred / is_shred for every source of one partition (paper 001 Sec. 3.2); one model
-    load per job, only when a source needs scoring."""
+    load per job, only when a source needs scoring, in ``precision`` (``auto`` picks from
+    the model's inference card in ``inference_dir``). The provenance records the
+    precision used."""
     from ..cutouts import CutoutStore
     from ..io import read_metadata, read_parquet, write_parquet
     from .score import ShredScorer, score_partition
 
     cuts = read_parquet(cuts_path)
     need = cuts["passes_cuts"].fillna(False).astype(bool).sum()
-    scorer = ShredScorer(model_path, kind=kind, batch_size=batch_size) if need else None
+    scorer = ShredScorer(model_path, kind=kind, batch_size=batch_size, precision=precision,
+                         inference_dir=inference_dir) if need else None
     out = score_partition(cuts, CutoutStore(store_path), scorer, threshold=threshold)
     log.info("%s: %d rows, %d scored, %d shreds; reasons %s", cuts_path, len(out),
              int(out.p_shred.notna().sum()), int(out.is_shred.fillna(False).sum()),
              out.shreds_reason.str.split(":").str[0].value_counts().to_dict())
     prov = read_metadata(cuts_path)["provenance"]
-    prov.update(stage="shreds", model=str(model_path), model_kind=kind, threshold=threshold)
+    prov.update(stage="shreds", model=str(model_path), model_kind=kind, threshold=threshold,
+                precision_requested=precision,
+                precision=scorer.precision if scorer is not None else None)
     write_parquet(out, out_path, units={"p_shred": ""}, prov=prov)
     return out
 
