@@ -72,10 +72,13 @@ IMPORT_TO_DIST = {
     "astroquery": "astroquery",
 }
 # distribution -> distributions it needs at run time without importing them by name
-IMPLIED = {"keras": {"tensorflow-cpu"}}
+IMPLIED = {
+    "keras": {"tensorflow-cpu"},  # Keras 3's backend (KERAS_BACKEND=tensorflow)
+    "pandas": {"pyarrow"},  # pandas reads and writes the pipeline's Parquet with pyarrow
+}
 # distribution -> the env-file entry that installs it as a dependency
 PROVIDED_BY = {"referencing": "jsonschema"}
-CONDA_TO_PYPI = {"galsim": "galsim", "pyyaml": "pyyaml", "astropy-healpix": "astropy-healpix"}
+CONDA_TO_PYPI = {"matplotlib-base": "matplotlib"}
 GATES = {("catclean.runtime", "setup_tensorflow"): "tensorflow"}
 
 
@@ -363,7 +366,18 @@ def env_distributions(path: Path) -> dict[str, str]:
 
 
 def provides(env: dict[str, str], dist: str) -> bool:
+    """Whether an env (:func:`env_distributions`) installs ``dist``."""
     return dist in env or PROVIDED_BY.get(dist) in env
+
+
+def smallest_envs(needs, envs: dict[str, dict[str, str]]) -> list[str]:
+    """The smallest envs that provide all of ``needs``: those covering envs whose package
+    set has no covering env as a proper subset (so catalogs.yaml, not sky.yaml, where
+    catalogs.yaml is enough)."""
+    fits = {name: set(pins) for name, pins in envs.items()
+            if all(provides(pins, d) for d in needs)}
+    return sorted(name for name, pkgs in fits.items()
+                  if not any(other < pkgs for other in fits.values()))
 
 
 RULE_RE = re.compile(r"^\s*(?:rule|checkpoint)\s+(\w+)\s*:", re.M)
@@ -411,8 +425,10 @@ def main() -> int:
         env_name = spec.get("conda").name if spec.get("conda") else None
         env = envs.get(env_name, {})
         lacking = sorted(d for d in dists if not provides(env, d))
-        bad += bool(lacking or problems)
-        print(f"{name:30s} {env_name or '-':14s} needs {sorted(dists)}")
+        best = smallest_envs(dists, envs)
+        bad += bool(lacking or problems or env_name not in best)
+        print(f"{name:28s} {env_name or '-':13s} smallest {','.join(best):22s} "
+              f"needs {sorted(dists)}")
         if lacking:
             print(f"{'':30s} LACKS {lacking}")
         for problem in problems:

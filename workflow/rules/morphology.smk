@@ -34,7 +34,7 @@ rule make_morphology_fields:
     benchmark:
         f"{BENCHMARKS}/morphology/make_morphology_fields.tsv"
     conda:
-        "../../envs/ml.yaml"
+        "../../envs/sim.yaml"
     script:
         "../../scripts/make_morphology_fields.py"
 
@@ -152,7 +152,7 @@ rule morphology_columns:
     log:
         f"{LOGS}/morphology/columns_{{survey}}_{{release}}_{{hpx}}.log",
     conda:
-        "../../envs/ml.yaml"
+        "../../envs/catalogs.yaml"
     script:
         "../../scripts/morphology_columns.py"
 
