@@ -67,7 +67,7 @@ def write_model(path: Path) -> None:
     build_shred_cnn(arch).save(path)
 
 
-def overrides(k: int, model: Path, field_max_pix: int, base: dict) -> dict:
+def overrides(k: int, model: Path, field_max_pix: int, base: dict, surveys: list[str]) -> dict:
     """k x the default hosts over k x the default area (constant density)."""
     syn = base["hosts"]["synthetic"]
     (ra0, ra1), (dec0, dec1) = syn["ra_range"], syn["dec_range"]
@@ -80,6 +80,7 @@ def overrides(k: int, model: Path, field_max_pix: int, base: dict) -> dict:
             "ra_range": [ra0, ra0 + (ra1 - ra0) * side],
             "dec_range": [dec0, dec0 + (dec1 - dec0) * side]}},
         "sky": {"field_max_pix": field_max_pix},
+        "surveys": {name: {"enabled": name in surveys} for name in base["surveys"]},
         "shreds": {"enabled": True, "model": {"kind": "keras", "path": str(model)}},
         "blends": {"enabled": False}, "qa": {"enabled": False},
         "morphology": {"enabled": False}, "som": {"enabled": False},
@@ -128,10 +129,10 @@ def benchmarks(run_dir: Path) -> dict[str, dict]:
 
 
 def measure(k: int, root: Path, model: Path, field_max_pix: int, cores: int, dry_only: bool,
-            base: dict) -> dict:
+            base: dict, surveys: list[str]) -> dict:
     work = root / f"x{k}"
     work.mkdir(parents=True, exist_ok=True)
-    over = overrides(k, model, field_max_pix, base)
+    over = overrides(k, model, field_max_pix, base, surveys)
     hosts_file = f"results/x{k}/hosts/plan.json"
     snakemake(work, over, hosts_file, "--cores", "1", "--quiet")  # the checkpoint
     plan = json.loads((work / hosts_file).read_text())
@@ -152,6 +153,7 @@ def measure(k: int, root: Path, model: Path, field_max_pix: int, cores: int, dry
 
 def report(results: list[dict]) -> str:
     base = next((r for r in results if not r["dry_only"]), None)
+    notes = [f"x{r['scale']}: {r['note']}" for r in results if r.get("note")]
     lines = ["scale hosts partitions jobs  dag_s  wall_s  s/host  disk_MB   (ratio to x1)"]
     for r in results:
         if r["dry_only"]:
@@ -182,7 +184,7 @@ def report(results: list[dict]) -> str:
             ratio = (f"   x{rss[-1] / rss[0]:.2f}" if rss[0] and rss[-1] and len(rss) > 1 else "")
             flag = "  (per partition)" if rule in PER_PARTITION else ""
             lines.append(f"{rule:18s}" + "".join(f"{c:>22s}" for c in cells) + ratio + flag)
-    return "\n".join(lines)
+    return "\n".join(lines + ([""] + notes if notes else []))
 
 
 def main(argv=None) -> int:
@@ -192,8 +194,13 @@ def main(argv=None) -> int:
     ap.add_argument("--field-max-pix", type=int, default=1200,
                     help="sky.field_max_pix (default run: 2400)")
     ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--surveys", default="legacy,sdss,ps1",
+                    help="enabled surveys (comma-separated; the default run has all three)")
     ap.add_argument("--keep", type=Path, help="work here and keep it (default: a temp dir)")
     ap.add_argument("--json", type=Path, help="also write the figures as JSON")
+    ap.add_argument("--baseline", type=Path,
+                    help="--json file of an earlier invocation whose runs are added to the "
+                         "table (when x1 is not run again here; the table says so)")
     args = ap.parse_args(argv)
     runs = [int(x) for x in args.run.split(",") if x]
     drys = [int(x) for x in args.dry.split(",") if x]
@@ -208,12 +215,20 @@ def main(argv=None) -> int:
         for k in sorted(set(runs) | set(drys)):
             t0 = time.perf_counter()
             results.append(measure(k, root, model, args.field_max_pix, args.cores,
-                                   k not in runs, base))
+                                   k not in runs, base, args.surveys.split(",")))
             print(f"x{k}: done in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+        if args.baseline:
+            earlier = json.loads(args.baseline.read_text())["results"]
+            for r in earlier:
+                r["note"] = f"from {args.baseline.name}"
+            done = {r["scale"] for r in results}
+            results = sorted([r for r in earlier if r["scale"] not in done] + results,
+                             key=lambda r: (r["dry_only"], r["scale"]))
         text = report(results)
         print(text)
         if args.json:
             args.json.write_text(json.dumps({"field_max_pix": args.field_max_pix,
+                                             "surveys": args.surveys,
                                              "cores": args.cores, "results": results}, indent=1))
     finally:
         if not args.keep:

@@ -76,6 +76,10 @@ IMPLIED = {
     "keras": {"tensorflow-cpu"},  # Keras 3's backend (KERAS_BACKEND=tensorflow)
     "pandas": {"pyarrow"},  # pandas reads and writes the pipeline's Parquet with pyarrow
 }
+# module -> distributions it needs that its distribution does not declare (found by running
+# the rules with an import trace: astropy.cosmology integrates with scipy, an optional
+# dependency of astropy)
+IMPLIED_BY_MODULE = {"astropy.cosmology": {"scipy"}}
 # distribution -> the env-file entry that installs it as a dependency
 PROVIDED_BY = {"referencing": "jsonschema"}
 CONDA_TO_PYPI = {"matplotlib-base": "matplotlib"}
@@ -156,7 +160,7 @@ class Module:
                         table["catclean"] = ("mod", "catclean")
                     unit.refs.add((alias.name, "<body>"))
                 elif top not in STDLIB:
-                    unit.third.add(top)
+                    unit.third.add(alias.name)
             return
         target = _resolve(self.name, self.is_pkg, node)
         top = target.split(".")[0]
@@ -171,7 +175,7 @@ class Module:
                 else:
                     table[bound] = ("name", target, alias.name)
         elif top and top not in STDLIB:
-            unit.third.add(top)
+            unit.third.update([target] + [f"{target}.{alias.name}" for alias in node.names])
 
     def _unit(self, nodes, table: dict, top: bool) -> Unit:
         unit = Unit()
@@ -309,14 +313,14 @@ def script_roots(path: Path) -> tuple[set, set[str], set[str], list[str]]:
                 if top == "catclean":
                     roots.add((alias.name, None))
                 elif top not in STDLIB:
-                    third.add(top)
+                    third.add(alias.name)
         elif isinstance(node, ast.ImportFrom) and node.module:
             top = node.module.split(".")[0]
             if top == "catclean":
                 roots.add((node.module, "<body>"))
                 roots.update((node.module, alias.name) for alias in node.names)
             elif top not in STDLIB:
-                third.add(top)
+                third.add(node.module)
         elif isinstance(node, ast.Call):
             func = node.func
             fname = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
@@ -339,7 +343,8 @@ def needed_distributions(script: Path, graph: Graph | None = None) -> tuple[dict
         found.setdefault(top, set()).add(f"scripts/{script.name}")
     problems += [f"dynamic import reached: {d}" for d in dynamic]
     dists: dict[str, set[str]] = {}
-    for top, where in found.items():
+    for name, where in found.items():
+        top = name.split(".")[0]
         if top not in IMPORT_TO_DIST:
             problems.append(f"import {top!r} ({sorted(where)}) has no entry in IMPORT_TO_DIST")
             continue
@@ -347,6 +352,10 @@ def needed_distributions(script: Path, graph: Graph | None = None) -> tuple[dict
         dists.setdefault(dist, set()).update(where)
         for extra in IMPLIED.get(dist, ()):
             dists.setdefault(extra, set()).add(f"needed by {dist}")
+        for module, extras in IMPLIED_BY_MODULE.items():
+            if name == module or name.startswith(module + "."):
+                for extra in extras:
+                    dists.setdefault(extra, set()).add(f"needed by {module}")
     return dists, problems
 
 
@@ -403,7 +412,8 @@ def why(rule: str, dist: str) -> int:
     script = rules_from_smk()[rule]["script"]
     roots, gates, _, _ = script_roots(script)
     found, _ = graph.reach(roots, gates)
-    for top, where in found.items():
+    for name, where in found.items():
+        top = name.split(".")[0]
         if IMPORT_TO_DIST.get(top) == dist:
             for label in sorted(where):
                 mod, _, name = label.rpartition(".")
