@@ -128,6 +128,15 @@ def benchmarks(run_dir: Path) -> dict[str, dict]:
     return out
 
 
+def catalog_rows(run_dir: Path) -> dict:
+    """Sources in the assembled catalog (all surveys) and the disk the run used (MB)."""
+    import pyarrow.parquet as pq
+
+    rows = sum(pq.read_metadata(p).num_rows for p in (run_dir / "catalog").rglob("*.parquet"))
+    disk = sum(p.stat().st_size for p in run_dir.rglob("*") if p.is_file()) / 1e6
+    return {"rows": rows, "disk_mb": round(disk, 1)}
+
+
 def measure(k: int, root: Path, model: Path, field_max_pix: int, cores: int, dry_only: bool,
             base: dict, surveys: list[str]) -> dict:
     work = root / f"x{k}"
@@ -146,15 +155,14 @@ def measure(k: int, root: Path, model: Path, field_max_pix: int, cores: int, dry
     res["wall_s"] = round(wall, 1)
     res["wall_per_host_s"] = round(wall / res["hosts"], 2)
     res["rules"] = benchmarks(work / "results" / f"x{k}")
-    res["disk_mb"] = round(sum(p.stat().st_size for p in (work / "results").rglob("*")
-                               if p.is_file()) / 1e6, 1)
+    res.update(catalog_rows(work / "results" / f"x{k}"))
     return res
 
 
 def report(results: list[dict]) -> str:
     base = next((r for r in results if not r["dry_only"]), None)
     notes = [f"x{r['scale']}: {r['note']}" for r in results if r.get("note")]
-    lines = ["scale hosts partitions jobs  dag_s  wall_s  s/host  disk_MB   (ratio to x1)"]
+    lines = ["scale hosts partitions jobs  dag_s  wall_s  s/host  sources  disk_MB   (ratio to x1)"]
     for r in results:
         if r["dry_only"]:
             lines.append(f"x{r['scale']:<4} {r['hosts']:5d} {r['partitions']:10d} {r['jobs']:5d} "
@@ -167,7 +175,7 @@ def report(results: list[dict]) -> str:
                  f"{r['jobs'] / base['jobs']:.1f}") if base and r is not base else ""
         lines.append(f"x{r['scale']:<4} {r['hosts']:5d} {r['partitions']:10d} {r['jobs']:5d} "
                      f"{r['dag_s']:6.1f} {r['wall_s']:7.1f} {r['wall_per_host_s']:7.2f} "
-                     f"{r['disk_mb']:8.1f}{ratio}")
+                     f"{r.get('rows', 0):8d} {r['disk_mb']:8.1f}{ratio}")
     runs = [r for r in results if not r["dry_only"]]
     if runs:
         lines += ["", "peak memory per job (max_rss MB, worst job of the rule) / jobs / worst s"]

@@ -79,7 +79,11 @@ IMPLIED = {
 # module -> distributions it needs that its distribution does not declare (found by running
 # the rules with an import trace: astropy.cosmology integrates with scipy, an optional
 # dependency of astropy)
-IMPLIED_BY_MODULE = {"astropy.cosmology": {"scipy"}}
+IMPLIED_BY_MODULE = {
+    "astropy.cosmology": {"scipy"},
+    "astropy.coordinates.match_coordinates_sky": {"scipy"},  # a scipy KD-tree
+    "astropy.coordinates.search_around_sky": {"scipy"},
+}
 # distribution -> the env-file entry that installs it as a dependency
 PROVIDED_BY = {"referencing": "jsonschema"}
 CONDA_TO_PYPI = {"matplotlib-base": "matplotlib"}
@@ -272,7 +276,10 @@ class Graph:
                 if name is not None and module_file(f"{mod}.{name}"):
                     self.parent.setdefault((f"{mod}.{name}", "<body>"), (mod, name))
                     todo.append((f"{mod}.{name}", "<body>"))
-                    continue
+                    # `from .normalize import normalize` in a package's __init__: the name
+                    # is the function, not (only) the submodule
+                    if name not in module.defs and name not in module.bindings:
+                        continue
                 if name is not None and name not in module.defs:
                     # a re-exported or module-level name: follow its binding, else the body
                     binding = module.bindings.get(name)
