@@ -26,6 +26,18 @@ module the script touches", which would give every rule TensorFlow):
 
 Dynamic imports (``importlib.import_module``, ``__import__``) in reached code are reported
 as errors, so the analysis cannot silently under-count.
+
+Usage::
+
+    python tools/env_imports.py                      # every rule: env, smallest envs, needs
+    python tools/env_imports.py why RULE DIST        # the import chain that needs DIST
+    # dynamic cross-check: run rules with an import trace, then compare
+    CATCLEAN_IMPORT_TRACE=/tmp/trace PYTHONPATH=src:tools/import_trace snakemake ...
+    python tools/env_imports.py trace /tmp/trace
+
+The trace of the catalog side (hosts ... assemble, score_shreds) found two needs that no
+import names: scipy for astropy.cosmology and for match_coordinates_sky
+(``IMPLIED_BY_MODULE``); everything else it loaded comes with a declared distribution.
 """
 
 from __future__ import annotations
@@ -429,9 +441,35 @@ def why(rule: str, dist: str) -> int:
     return 0
 
 
+def trace(trace_dir: str) -> int:
+    """Compare import traces of real jobs (tools/import_trace) with the static needs.
+
+    Prints, per rule, distributions a job loaded that the analysis did not find and that
+    the rule's env lacks. Distributions that come with another one are expected there
+    (pyyaml with astropy, pillow with matplotlib, Keras's optional imports).
+    """
+    graph, rules = Graph(), rules_from_smk()
+    envs = {p.name: env_distributions(p) for p in sorted((REPO / "envs").glob("*.yaml"))}
+    loaded: dict[str, set[str]] = {}
+    for path in sorted(Path(trace_dir).glob("*.txt")):
+        first, *mods = path.read_text().split()
+        rule = first.split(".")[-2]
+        loaded.setdefault(rule, set()).update(
+            IMPORT_TO_DIST[m] for m in mods if m in IMPORT_TO_DIST)
+    for rule, dists in sorted(loaded.items()):
+        needs, _ = needed_distributions(rules[rule]["script"], graph)
+        env = envs[rules[rule]["conda"].name]
+        print(f"{rule:28s} loaded, not found statically: {sorted(dists - set(needs))}; "
+              f"loaded, not in {rules[rule]['conda'].name}: "
+              f"{sorted(d for d in dists if not provides(env, d))}")
+    return 0
+
+
 def main() -> int:
     if len(sys.argv) == 4 and sys.argv[1] == "why":
         return why(sys.argv[2], sys.argv[3])
+    if len(sys.argv) == 3 and sys.argv[1] == "trace":
+        return trace(sys.argv[2])
     graph = Graph()
     envs = {p.name: env_distributions(p) for p in sorted((REPO / "envs").glob("*.yaml"))}
     bad = 0
