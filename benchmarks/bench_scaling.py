@@ -112,19 +112,22 @@ def job_count(dry_output: str) -> int:
 
 
 def benchmarks(run_dir: Path) -> dict[str, dict]:
-    """Per rule: jobs, worst max_rss (MB), worst and summed wall time (s)."""
+    """Per rule: jobs, worst max_rss (MB), worst and summed wall time (s), summed CPU time
+    (s: the work, which a shared machine's load does not inflate as it does wall time)."""
     from catclean.resources import benchmark_files, benchmark_patterns, read_benchmark, rule_of
 
     patterns = benchmark_patterns()
     out: dict[str, dict] = {}
     for path in benchmark_files(run_dir):
         r = out.setdefault(rule_of(path.resolve(), patterns),
-                           {"jobs": 0, "max_rss_mb": 0.0, "max_s": 0.0, "sum_s": 0.0})
+                           {"jobs": 0, "max_rss_mb": 0.0, "max_s": 0.0, "sum_s": 0.0,
+                            "cpu_s": 0.0})
         for row in read_benchmark(path):
             r["jobs"] += 1
             r["max_rss_mb"] = max(r["max_rss_mb"], row["max_rss"] or 0.0)
             r["max_s"] = max(r["max_s"], row["s"] or 0.0)
             r["sum_s"] += row["s"] or 0.0
+            r["cpu_s"] += row["cpu_time"] or 0.0
     return out
 
 
@@ -162,7 +165,8 @@ def measure(k: int, root: Path, model: Path, field_max_pix: int, cores: int, dry
 def report(results: list[dict]) -> str:
     base = next((r for r in results if not r["dry_only"]), None)
     notes = [f"x{r['scale']}: {r['note']}" for r in results if r.get("note")]
-    lines = ["scale hosts partitions jobs  dag_s  wall_s  s/host  sources  disk_MB   (ratio to x1)"]
+    lines = ["scale hosts partitions jobs  dag_s  wall_s  s/host  cpu_s/host  sources  disk_MB"
+             "   (ratio to x1)"]
     for r in results:
         if r["dry_only"]:
             lines.append(f"x{r['scale']:<4} {r['hosts']:5d} {r['partitions']:10d} {r['jobs']:5d} "
@@ -170,12 +174,15 @@ def report(results: list[dict]) -> str:
                          + (f"   jobs x{r['jobs'] / base['jobs']:.1f}, dag x"
                             f"{r['dag_s'] / base['dag_s']:.1f}" if base else ""))
             continue
+        cpu = sum(b.get("cpu_s", 0.0) for b in r["rules"].values()) / r["hosts"]
+        cpu0 = sum(b.get("cpu_s", 0.0) for b in base["rules"].values()) / base["hosts"]
         ratio = (f"   wall x{r['wall_s'] / base['wall_s']:.2f}, s/host x"
-                 f"{r['wall_per_host_s'] / base['wall_per_host_s']:.2f}, jobs x"
-                 f"{r['jobs'] / base['jobs']:.1f}") if base and r is not base else ""
+                 f"{r['wall_per_host_s'] / base['wall_per_host_s']:.2f}, cpu/host x"
+                 f"{cpu / cpu0:.2f}, jobs x{r['jobs'] / base['jobs']:.1f}"
+                 ) if base and r is not base and cpu0 else ""
         lines.append(f"x{r['scale']:<4} {r['hosts']:5d} {r['partitions']:10d} {r['jobs']:5d} "
                      f"{r['dag_s']:6.1f} {r['wall_s']:7.1f} {r['wall_per_host_s']:7.2f} "
-                     f"{r.get('rows', 0):8d} {r['disk_mb']:8.1f}{ratio}")
+                     f"{cpu:11.2f} {r.get('rows', 0):8d} {r['disk_mb']:8.1f}{ratio}")
     runs = [r for r in results if not r["dry_only"]]
     if runs:
         lines += ["", "peak memory per job (max_rss MB, worst job of the rule) / jobs / worst s"]
@@ -206,10 +213,22 @@ def main(argv=None) -> int:
                     help="enabled surveys (comma-separated; the default run has all three)")
     ap.add_argument("--keep", type=Path, help="work here and keep it (default: a temp dir)")
     ap.add_argument("--json", type=Path, help="also write the figures as JSON")
+    ap.add_argument("--report", type=Path,
+                    help="only print the table of an earlier --json file, re-reading the "
+                         "benchmark files of its --keep folder when they are still there")
     ap.add_argument("--baseline", type=Path,
                     help="--json file of an earlier invocation whose runs are added to the "
                          "table (when x1 is not run again here; the table says so)")
     args = ap.parse_args(argv)
+    if args.report:
+        data = json.loads(args.report.read_text())
+        for r in data["results"]:
+            run_dir = Path(data.get("root", "")) / f"x{r['scale']}" / "results" / f"x{r['scale']}"
+            if not r["dry_only"] and run_dir.is_dir():
+                r["rules"] = benchmarks(run_dir)
+                r.update(catalog_rows(run_dir))
+        print(report(data["results"]))
+        return 0
     runs = [int(x) for x in args.run.split(",") if x]
     drys = [int(x) for x in args.dry.split(",") if x]
     root = args.keep or Path(tempfile.mkdtemp(prefix="catclean-scaling-"))
@@ -235,7 +254,8 @@ def main(argv=None) -> int:
         text = report(results)
         print(text)
         if args.json:
-            args.json.write_text(json.dumps({"field_max_pix": args.field_max_pix,
+            args.json.write_text(json.dumps({"root": str(root) if args.keep else None,
+                                             "field_max_pix": args.field_max_pix,
                                              "surveys": args.surveys,
                                              "cores": args.cores, "results": results}, indent=1))
     finally:
