@@ -88,12 +88,14 @@ def conform(df: pd.DataFrame, stage_columns: Sequence[str]) -> pd.DataFrame:
 def assemble_survey(cut_paths: Sequence[str], stage_paths: Mapping[str, Sequence[str]],
                     out_dir: str | Path, survey: str, release: str, prov: dict
                     ) -> pd.DataFrame:
-    """Assemble one survey; returns the concatenated cut columns for the cut flow."""
+    """Assemble one survey, one partition in memory at a time; returns the survey's cut
+    flow (:func:`survey_cutflow`, summed over partitions, so memory does not grow with the
+    number of partitions)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     by_hpx = {name: {_hpx_of(p): p for p in paths} for name, paths in stage_paths.items()}
     stage_cols: list[str] = []
-    flows = []
+    flow = None
     n_in = n_out = 0
     for path in sorted(cut_paths, key=_hpx_of):
         hpx = _hpx_of(path)
@@ -107,7 +109,8 @@ def assemble_survey(cut_paths: Sequence[str], stage_paths: Mapping[str, Sequence
         if len(table) != len(base):
             raise RowBalanceError(f"{survey} hpx={hpx}: {len(base)} rows in, {len(table)} out")
         n_out += len(table)
-        flows.append(table[["source_id"] + CUT_COLUMNS])
+        part_flow = survey_cutflow(table[CUT_COLUMNS], survey)
+        flow = part_flow if flow is None else _add_flows(flow, part_flow)
         units = {**COMMON_UNITS, **NATIVE_UNITS, "host_dist_kpc": "kpc"}
         for name in stage_paths:
             units.update(read_metadata(by_hpx[name][hpx])["units"])
@@ -117,8 +120,20 @@ def assemble_survey(cut_paths: Sequence[str], stage_paths: Mapping[str, Sequence
     log.info("%s: %d rows in, %d rows out, %d partitions", survey, n_in, n_out, len(cut_paths))
     if n_in != n_out:
         raise RowBalanceError(f"{survey}: {n_in} rows in, {n_out} out")
-    return pd.concat(flows, ignore_index=True) if flows else pd.DataFrame(
-        columns=["source_id"] + CUT_COLUMNS)
+    if flow is None:
+        flow = survey_cutflow(pd.DataFrame({c: pd.Series(dtype=bool) for c in CUT_COLUMNS}),
+                              survey)
+    return flow
+
+
+def _add_flows(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """Sum two partitions' cut flows (same steps in the same order)."""
+    if list(a["step"]) != list(b["step"]):
+        raise ValueError(f"cut flow steps differ: {list(a['step'])} vs {list(b['step'])}")
+    out = a.copy()
+    for col in ("n_pass_alone", "n_surviving"):
+        out[col] = a[col].to_numpy() + b[col].to_numpy()
+    return out
 
 
 def survey_cutflow(cut_columns: pd.DataFrame, survey: str) -> pd.DataFrame:

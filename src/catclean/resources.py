@@ -99,9 +99,11 @@ def _float(value) -> float | None:
 
 
 def read_benchmark(path: Path | str) -> list[dict]:
-    """Rows of one benchmark TSV (one per ``--benchmark-repeats``) as ``{s, max_rss}``."""
+    """Rows of one benchmark TSV (one per ``--benchmark-repeats``) as ``{s, max_rss,
+    cpu_time}`` (seconds, MB, CPU seconds)."""
     with open(path, newline="") as fh:
-        return [{"s": _float(row.get("s")), "max_rss": _float(row.get("max_rss"))}
+        return [{"s": _float(row.get("s")), "max_rss": _float(row.get("max_rss")),
+                 "cpu_time": _float(row.get("cpu_time"))}
                 for row in csv.DictReader(fh, delimiter="\t")]
 
 

@@ -31,7 +31,7 @@ rule make_blends:
     benchmark:
         f"{BENCHMARKS}/blends/make_blends.tsv"
     conda:
-        "../../envs/sky.yaml"
+        "../../envs/sim.yaml"
     script:
         "../../scripts/make_blends.py"
 

@@ -38,6 +38,8 @@ rule query_catalog:
         seed=config["seed"],
     log:
         f"{LOGS}/query_catalog/{{survey}}_{{release}}_{{hpx}}.log",
+    benchmark:
+        f"{BENCHMARKS}/query_catalog/{{survey}}_{{release}}_{{hpx}}.tsv"
     conda:
         "../../envs/catalogs.yaml"
     script:
@@ -53,6 +55,8 @@ rule normalize:
         nside=config["partition"]["nside"],
     log:
         f"{LOGS}/normalize/{{survey}}_{{release}}_{{hpx}}.log",
+    benchmark:
+        f"{BENCHMARKS}/normalize/{{survey}}_{{release}}_{{hpx}}.tsv"
     conda:
         "../../envs/catalogs.yaml"
     script:

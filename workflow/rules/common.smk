@@ -5,6 +5,7 @@
 #       left-joins them onto the cut catalog and checks that rows balance.
 #   ALL_TARGETS: extra final products (plots, metrics, QA tables) for `rule all`.
 import json
+import os
 
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
@@ -17,6 +18,9 @@ try:
     validate_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
 except ConfigError as exc:
     raise WorkflowError(f"catclean: {exc}") from None
+
+# envs/<env>.post-deploy.sh installs catclean from here into each conda env (--sdm conda)
+os.environ.setdefault("CATCLEAN_ROOT", workflow.basedir)
 
 RESULTS = f"{config['results_dir']}/{config['run_name']}"
 

@@ -14,6 +14,8 @@ rule cuts:
         cosmology=config["cosmology"],
     log:
         f"{LOGS}/cuts/{{survey}}_{{release}}_{{hpx}}.log",
+    benchmark:
+        f"{BENCHMARKS}/cuts/{{survey}}_{{release}}_{{hpx}}.tsv"
     conda:
         "../../envs/catalogs.yaml"
     script:

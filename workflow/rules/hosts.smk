@@ -13,6 +13,8 @@ checkpoint hosts:
         seed=config["seed"],
     log:
         f"{LOGS}/hosts.log",
+    benchmark:
+        f"{BENCHMARKS}/hosts.tsv"
     conda:
         "../../envs/catalogs.yaml"
     script:

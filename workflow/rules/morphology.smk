@@ -11,29 +11,7 @@
 #   segment_hosts -> morphology_columns (per partition, CATALOG_COLUMNS["morphology"])
 #                 -> morphology_shred_crosscheck (report, with shreds)
 
-MORPH = config["morphology"]
-MORPH_DIR = f"{RESULTS}/morphology/_model"
-MORPH_HOSTS_DIR = f"{RESULTS}/morphology/_hosts"
-# host images: cut from the rendered Legacy fields (synthetic imaging) or fetched from the
-# Legacy viewer (live imaging: the imaging survey's cutout provider, as for `cutouts`)
-MORPH_IMAGING = config["cutouts"]["imaging_survey"]
-MORPH_LIVE_IMAGING = cutout_provider(MORPH_IMAGING) == "live"
-
-
-def host_image_inputs(wildcards):
-    """segment_hosts' images: `images`, the fetched viewer JPEGs of every host (live
-    imaging), or `fields`, the rendered Legacy field of every host that has one
-    (synthetic; from the hosts checkpoint's plan)."""
-    if MORPH_LIVE_IMAGING:
-        return {"images": rules.fetch_host_images.output.images}
-    return {
-        "fields": expand(
-            rules.render_field.output.image,
-            survey=MORPH_IMAGING,
-            release=config["surveys"][MORPH_IMAGING]["release"],
-            host=sorted({h for hs in partition_plan()["fields"].values() for h in hs}),
-        )
-    }
+include: "morphology_inputs.smk"
 
 
 rule make_morphology_fields:
@@ -52,7 +30,7 @@ rule make_morphology_fields:
     benchmark:
         f"{BENCHMARKS}/morphology/make_morphology_fields.tsv"
     conda:
-        "../../envs/ml.yaml"
+        "../../envs/sim.yaml"
     script:
         "../../scripts/make_morphology_fields.py"
 
@@ -181,7 +159,7 @@ rule morphology_columns:
     log:
         f"{LOGS}/morphology/columns_{{survey}}_{{release}}_{{hpx}}.log",
     conda:
-        "../../envs/ml.yaml"
+        "../../envs/catalogs.yaml"
     script:
         "../../scripts/morphology_columns.py"
 

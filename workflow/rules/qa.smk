@@ -70,7 +70,7 @@ if config["qa"]["enabled"]:
         log:
             f"{LOGS}/qa/qa_train_stellarity.log",
         conda:
-            "../../envs/ml.yaml"
+            "../../envs/learn.yaml"
         script:
             "../../scripts/qa_train_stellarity.py"
 
@@ -100,7 +100,7 @@ if config["qa"]["enabled"]:
         benchmark:
             f"{BENCHMARKS}/qa/qa_train_som.tsv"
         conda:
-            "../../envs/ml.yaml"
+            "../../envs/learn.yaml"
         script:
             "../../scripts/qa_train_som.py"
 
@@ -121,7 +121,7 @@ if config["qa"]["enabled"]:
         log:
             f"{LOGS}/qa/qa_representatives_b{{qabatch}}.log",
         conda:
-            "../../envs/ml.yaml"
+            "../../envs/learn.yaml"
         script:
             "../../scripts/qa_representatives.py"
 

@@ -170,6 +170,8 @@ rule shreds_summary:
         model_kind=SHREDS_MODEL_KIND,
     log:
         f"{LOGS}/shreds/shreds_summary.log",
+    benchmark:
+        f"{BENCHMARKS}/shreds/shreds_summary.tsv"
     conda:
         "../../envs/report.yaml"
     script:

@@ -41,7 +41,7 @@ rule train_cutout_som:
     benchmark:
         f"{BENCHMARKS}/som/train_cutout_som.tsv"
     conda:
-        "../../envs/ml.yaml"
+        "../../envs/som.yaml"
     script:
         "../../scripts/train_cutout_som.py"
 
@@ -63,7 +63,7 @@ rule map_cutouts:
     benchmark:
         f"{BENCHMARKS}/som/map_{{survey}}_{{release}}_{{hpx}}.tsv"
     conda:
-        "../../envs/ml.yaml"
+        "../../envs/som.yaml"
     script:
         "../../scripts/map_cutouts.py"
 
@@ -82,7 +82,7 @@ rule annotate_som_neurons:
     log:
         f"{LOGS}/som/annotate_som_neurons.log",
     conda:
-        "../../envs/ml.yaml"
+        "../../envs/som.yaml"
     script:
         "../../scripts/annotate_som_neurons.py"
 
@@ -96,7 +96,7 @@ rule som_columns:
     log:
         f"{LOGS}/som/columns_{{survey}}_{{release}}_{{hpx}}.log",
     conda:
-        "../../envs/ml.yaml"
+        "../../envs/som.yaml"
     script:
         "../../scripts/som_columns.py"
 
@@ -124,7 +124,7 @@ rule plot_som:
     log:
         f"{LOGS}/som/plot_som.log",
     conda:
-        "../../envs/ml.yaml"
+        "../../envs/som.yaml"
     script:
         "../../scripts/plot_som.py"
 

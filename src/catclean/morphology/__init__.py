@@ -29,7 +29,9 @@ metrics
 train
     Augmentation (Sec. 4.2) and staged training (Fig. 8, Table 2).
 infer
-    Inference, :func:`segment_hosts` and :func:`in_host_mask` for the pipeline.
+    Inference and :func:`segment_hosts` for the pipeline.
+positions
+    :func:`in_host_mask`: which sources fall on a host mask (numpy only).
 plots
     Fig. 17 analogue, precision-recall, centroid offsets, accuracy vs noise.
 """

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from . import CLASS_NAMES, SDSS_PIXSCALE
 from .network import MaskRCNN
+from .positions import in_host_mask  # noqa: F401 - re-exported for the pipeline
 from .train import resize_image
 
 #: columns of :func:`segment_hosts`, with their dtypes
@@ -278,32 +279,3 @@ def segment_hosts(model: MaskRCNN, images, pixscale: float = SDSS_PIXSCALE,
 def _table(rows: list) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=list(HOST_COLUMNS))
     return df.astype(HOST_COLUMNS)
-
-
-def in_host_mask(positions, mask) -> np.ndarray:
-    """Whether sources fall on a host mask.
-
-    Parameters
-    ----------
-    positions : array (N, 2)
-        Source (x, y) in 0-indexed pixel coordinates of the host image (pixel centres at
-        integers, as sep / numpy).
-    mask : array (H, W) bool
-        Host mask from :func:`segment_hosts`.
-
-    Returns
-    -------
-    ndarray (N,) bool
-        False for positions outside the image or not finite.
-    """
-    pos = np.asarray(positions, np.float64).reshape(-1, 2)
-    m = np.asarray(mask, bool)
-    out = np.zeros(len(pos), bool)
-    ok = np.all(np.isfinite(pos), axis=1)
-    ix = np.full(len(pos), -1)
-    iy = np.full(len(pos), -1)
-    ix[ok] = np.floor(pos[ok, 0] + 0.5).astype(int)
-    iy[ok] = np.floor(pos[ok, 1] + 0.5).astype(int)
-    inside = ok & (ix >= 0) & (iy >= 0) & (ix < m.shape[1]) & (iy < m.shape[0])
-    out[inside] = m[iy[inside], ix[inside]]
-    return out

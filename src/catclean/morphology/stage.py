@@ -295,7 +295,7 @@ def read_segmentation(masks_path) -> dict:
 def host_pixels(ra, dec, host_ra: float, host_dec: float, size: int, pixscale: float):
     """(x, y) 0-indexed pixel positions of sky positions in a host image (north up, as
     :meth:`FieldCutter.rgb` writes it: image row = size - 1 - WCS y)."""
-    from ..sky.render import field_wcs
+    from ..sky.wcs import field_wcs
 
     ra, dec = np.asarray(ra, float), np.asarray(dec, float)
     xy = np.full((len(ra), 2), np.nan)
@@ -313,7 +313,7 @@ def source_columns(cuts: pd.DataFrame, hosts: pd.DataFrame, seg: dict) -> pd.Dat
     ``morphology_reason``: ``no_host`` (no associated host), ``host_<reason>`` (the host
     could not be segmented), ``bad_position`` (non-finite ra/dec); null when processed.
     A processed source outside the host image is not in the mask (False)."""
-    from .infer import in_host_mask
+    from .positions import in_host_mask
 
     n = len(cuts)
     inside = pd.array([pd.NA] * n, dtype="boolean")

@@ -24,6 +24,7 @@ import pandas as pd
 from astropy.wcs import WCS
 
 from .surveys import BANDS, NANOMAGGY_ZP, SurveySpec
+from .wcs import field_wcs  # noqa: F401 - the field WCS, re-exported
 
 BADPIX, SATUR = 1, 2
 GSPARAMS = galsim.GSParams(maximum_fft_size=16384, folding_threshold=1e-2)
@@ -95,16 +96,6 @@ class Field:
     @property
     def shape(self):
         return self.owner.shape
-
-
-def field_wcs(ra: float, dec: float, npix: int, pixscale: float) -> WCS:
-    """TAN WCS of a square field, north up, east left."""
-    w = WCS(naxis=2)
-    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    w.wcs.crval = [ra, dec]
-    w.wcs.crpix = [(npix + 1) / 2.0, (npix + 1) / 2.0]
-    w.wcs.cd = np.array([[-pixscale / 3600.0, 0.0], [0.0, pixscale / 3600.0]])
-    return w
 
 
 def _profile(obj, band: str, flux: float, realism: dict | None = None,
