@@ -160,6 +160,46 @@ def test_som_bmu_matches_bruteforce_and_chunks():
     np.testing.assert_allclose(som.weights, som2.weights, atol=1e-4)
 
 
+def _reference_step(w, z, grid_d2, sigma):
+    """One batch-SOM iteration by definition, in float64 with the full distance matrix."""
+    z64, w64 = z.astype(np.float64), w.astype(np.float64)
+    d2 = ((z64[:, None, :] - w64[None]) ** 2).sum(-1)
+    idx = d2.argmin(1)
+    qe = float(np.sqrt(d2[np.arange(len(z)), idx]).mean())
+    n = np.bincount(idx, minlength=len(w)).astype(np.float64)
+    s = np.stack([np.bincount(idx, weights=z64[:, j], minlength=len(w))
+                  for j in range(z.shape[1])], 1)
+    h = np.exp(-grid_d2.astype(np.float64) / (2.0 * sigma * sigma))
+    new = w.copy()
+    ok = h @ n > 1e-12
+    new[ok] = ((h @ s)[ok] / (h @ n)[ok, None]).astype(np.float32)
+    return idx, qe, new
+
+
+@pytest.mark.parametrize("n_rows, n_feat, chunk", [
+    (1000, 5, 256),     # blocks of 256 with a partial last block, not a multiple of the tile
+    (100, 5, 8192),     # fewer rows than one block (and than one tile)
+    (777, 11, 128),     # more than 8 features (the kernel's general path)
+])
+def test_fused_som_pass_equals_reference(n_rows, n_feat, chunk):
+    rng = np.random.default_rng(n_rows)
+    z = rng.normal(size=(n_rows, n_feat)).astype(np.float32)
+    som = BatchSOM(6, 7, n_iter=3, chunk=chunk, seed=1, n_threads=1)   # 42 units: padded
+    som.weights = rng.normal(size=(som.n_units, n_feat)).astype(np.float32)
+    w0 = som.weights.copy()
+    idx_ref, qe_ref, w_ref = _reference_step(w0, z, som._grid_d2, 1.5)
+    idx, dist = som.bmu(z, return_dist=True)
+    assert np.array_equal(idx, idx_ref)
+    assert abs(dist.mean() - qe_ref) <= 1e-9 * qe_ref
+    qe = som.step(z, 1.5)
+    assert abs(qe - qe_ref) <= 1e-9 * qe_ref
+    np.testing.assert_allclose(som.weights, w_ref, rtol=1e-6, atol=1e-6)
+    # the same iteration on 3 threads: identical to the bit (fixed blocks, fixed sum order)
+    som3 = BatchSOM(6, 7, n_iter=3, chunk=chunk, seed=1, n_threads=3)
+    som3.weights = w0.copy()
+    assert som3.step(z, 1.5) == qe and np.array_equal(som3.weights, som.weights)
+
+
 def test_som_converges_deterministic_and_roundtrips(tmp_path):
     rng = np.random.default_rng(2)
     centers = rng.normal(scale=5, size=(8, 5))
