@@ -9,7 +9,15 @@ import pytest
 from catclean.config import default_config
 from catclean.qa import CLASSES
 from catclean.qa.combiner import ccd_evidence, combine_ccds, fit_combiner
-from catclean.qa.extract import ExtractConfig, QAInputError, process_exposure, read_exposure
+from catclean.qa.extract import (
+    ExposurePixels,
+    ExtractConfig,
+    QAInputError,
+    ccd_data,
+    ccd_pool,
+    process_exposure,
+    read_exposure,
+)
 from catclean.qa.features import classical_metrics, som_features
 from catclean.qa.grading import qa_settings
 from catclean.qa.models import ModelConfig
@@ -135,6 +143,32 @@ def test_nan_ccd_and_blank_exposure_statuses(tmp_path):
     rec, _ = make_exposure(row, tmp_path / "blank.fits", SIM, 1)
     ccds, src = process_exposure(rec["path"], extract_config(), SIM.pixel_scale)
     assert len(src) == 0 and (ccds["status"] != "ok").all()
+
+
+def test_parallel_extraction_equals_serial(tmp_path):
+    """Worker processes give the serial tables, row for row, including dead and NaN CCDs;
+    lazy stamp reads give the pixels of a full read."""
+    cfg = sim_config(n_ccd=6, ccd_shape=(512, 384), p_dead_ccd=0.2, short_exposure_fraction=0.0)
+    paths = []
+    for i, defect in enumerate(["", "nan_ccd"]):
+        row = {"label": "Good", "split": "test", "defect": defect, "expid": 40 + i, "index": i}
+        rec, truth = make_exposure(row, tmp_path / f"p{i}.fits", cfg, 5)
+        paths.append((rec["path"], pd.DataFrame(truth)))
+    with ccd_pool(2, pixels=512 * 384) as pool:
+        for path, truth in paths:
+            c1, s1 = process_exposure(path, extract_config(), cfg.pixel_scale, truth=truth)
+            c2, s2 = process_exposure(path, extract_config(), cfg.pixel_scale, truth=truth,
+                                      pool=pool)
+            pd.testing.assert_frame_equal(c1, c2)
+            pd.testing.assert_frame_equal(s1, s2)
+            assert len(s1) > 50 and (c1["status"] == "ok").sum() >= 3
+    statuses = set(c1["status"])  # the nan_ccd exposure
+    assert "bad" in statuses
+    _, hdul = read_exposure(paths[0][0])
+    with hdul, ExposurePixels(paths[0][0]) as px:
+        full = ccd_data(hdul[2])
+        assert px[1].shape == full.shape
+        np.testing.assert_array_equal(px[1][100:125, 370:384], full[100:125, 370:384])
 
 
 def test_missing_file(tmp_path):

@@ -142,12 +142,16 @@ def _empty() -> dict:
     return out
 
 
-def extract_sep(data: np.ndarray, cfg: ExtractConfig):
+def extract_sep(data: np.ndarray, cfg: ExtractConfig, configure: bool = True):
     """Detect and measure sources with sep.
 
     Parameters
     ----------
     data : (ny, nx) float32 array, ADU. NaN pixels are masked.
+    cfg : extraction parameters.
+    configure : set sep's global limits for this image first
+        (:func:`catclean.runtime.configure_sep`); False when the caller set them once
+        for a whole exposure (:func:`process_exposure`).
 
     Returns
     -------
@@ -157,7 +161,8 @@ def extract_sep(data: np.ndarray, cfg: ExtractConfig):
     """
     import sep
 
-    configure_sep(data.size)
+    if configure:
+        configure_sep(data.size)
     mask = ~np.isfinite(data)
     has_mask = bool(mask.any())
     if has_mask:
@@ -236,9 +241,102 @@ def stellar_reference(r50: np.ndarray, snr: np.ndarray) -> float:
     return 2.0
 
 
+def _ccd_pixels(hdu) -> np.ndarray | None:
+    """One CCD's pixels (:func:`ccd_data`), dropping the HDU's cached copy so that
+    only the returned array holds them."""
+    data = ccd_data(hdu)
+    try:
+        del hdu.data  # astropy caches .data on the HDU; without this every CCD stays
+    except Exception:  # noqa: BLE001 - nothing cached (unreadable extension)
+        pass
+    return data
+
+
+def measure_ccd(data: np.ndarray | None, cfg: ExtractConfig, exptime: float,
+                pixel_scale: float) -> tuple[str, str, dict | None, dict | None]:
+    """Status and measurements of one CCD: (status, reason, meas, info).
+
+    ``meas``/``info`` are those of :func:`extract_sep` (``info`` without the background
+    map) or :func:`~catclean.qa.sextractor.extract_sextractor`, None unless the status
+    is 'ok'. sep's global limits must be set (:func:`catclean.runtime.configure_sep`).
+    """
+    status, reason = ccd_status(data)
+    if status != "ok":
+        return status, reason, None, None
+    if cfg.backend == "sextractor":
+        from .sextractor import extract_sextractor
+
+        meas, info = extract_sextractor(data, cfg, exptime, pixel_scale)
+    elif cfg.backend == "sep":
+        meas, info = extract_sep(data, cfg, configure=False)
+    else:
+        raise ValueError(f"qa.extract.backend: unknown backend {cfg.backend!r}")
+    return status, reason, meas, {"globalback": info["globalback"],
+                                  "globalrms": info["globalrms"]}
+
+
+def _worker_init(pixels: int) -> None:
+    """Pool worker set-up: one thread of BLAS, sep's limits for the largest CCD."""
+    from catclean.runtime import set_threads
+
+    set_threads(1)
+    configure_sep(pixels)
+
+
+def _worker_ccd(path: str, k: int, cfg: ExtractConfig, exptime: float, pixel_scale: float):
+    """Pool task: open ``path`` lazily, read CCD ``k`` only, measure it."""
+    from astropy.io import fits
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
+            data = _ccd_pixels(hdul[k + 1])
+    return measure_ccd(data, cfg, exptime, pixel_scale)
+
+
+def ccd_pool(n_workers: int, pixels: int = 4612 * 2048):
+    """A process pool for :func:`process_exposure` (``n_workers`` processes, all started
+    now).
+
+    sep 1.4 holds the GIL in ``Background`` and ``extract``, so threads would run CCDs one
+    after the other: CCDs are extracted in worker processes instead. They are forked
+    (``spawn`` and ``forkserver`` re-run the ``__main__`` module in every worker, which for
+    a Snakemake rule script means re-running the rule); create the pool early in a job,
+    before TensorFlow runs anything, and reuse it for every exposure. The workers only
+    use numpy, astropy and sep, with one BLAS thread; ``pixels`` (the largest CCD) sets
+    sep's limits once per worker (:func:`catclean.runtime.configure_sep`). Use it as a
+    context manager or call ``shutdown()``.
+    """
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    n_workers = max(1, int(n_workers))
+    pool = ProcessPoolExecutor(n_workers, mp_context=mp.get_context("fork"),
+                               initializer=_worker_init, initargs=(int(pixels),))
+    list(pool.map(_noop, range(n_workers)))  # start every worker now
+    return pool
+
+
+def _noop(_):
+    return None
+
+
+def _max_ccd_pixels(hdul) -> int:
+    """Pixels of the largest CCD extension, from the headers (no pixels read)."""
+    sizes = [int(h.header.get("NAXIS1", 0) or 0) * int(h.header.get("NAXIS2", 0) or 0)
+             for h in hdul[1:]]
+    return max(sizes, default=0)
+
+
 def process_exposure(path: str | Path, cfg: ExtractConfig, pixel_scale: float, expid=None,
-                     truth: pd.DataFrame | None = None, keep_data: dict | None = None):
+                     truth: pd.DataFrame | None = None, keep_data: dict | None = None,
+                     pool=None):
     """Extract sources from every CCD of one exposure (the extraction driver).
+
+    CCDs are read one at a time (lazily, the previous one freed before the next is
+    read), so memory holds a few CCDs whatever their number. With ``pool`` (a
+    :func:`ccd_pool`) the CCDs are extracted in its worker processes, each reading only
+    its own CCD from the file; the tables are identical to the serial ones, row for row.
 
     Parameters
     ----------
@@ -248,6 +346,10 @@ def process_exposure(path: str | Path, cfg: ExtractConfig, pixel_scale: float, e
     expid : identifier stored in the output tables (default: file stem).
     truth : optional per-source truth (columns ccd, x, y, mag, is_star) for the
         star/galaxy label ``is_star`` of each detection.
+    keep_data : if a dict, the pixels of every usable CCD are stored in it (CCD index ->
+        float32 array); this keeps every CCD in memory (serial path only). Prefer
+        :class:`ExposurePixels`, which reads stamps lazily.
+    pool : a :func:`ccd_pool`, or None to extract in this process.
 
     Returns
     -------
@@ -258,62 +360,111 @@ def process_exposure(path: str | Path, cfg: ExtractConfig, pixel_scale: float, e
         One row per detection with :data:`catclean.qa.extract.MEASUREMENT_COLUMNS`,
         expid, ccd, r_ref, exptime, class_star (NaN for sep) and is_star (-1 unknown).
 
-    If ``keep_data`` is a dict, the pixels of every usable CCD are stored in it
-    (CCD index -> float32 array) so callers need not read the file twice.
-
     Raises
     ------
     QAInputError
         When the whole exposure is unusable (corrupt file, missing EXPTIME).
     """
+    if pool is not None and keep_data is not None:
+        raise ValueError("keep_data needs the serial path (pool=None); use ExposurePixels")
     expid = Path(path).stem if expid is None else expid
     exptime, hdul = read_exposure(path)
     ccd_rows, tables = [], []
     with hdul:
-        for k, hdu in enumerate(hdul[1:]):
-            data = ccd_data(hdu)
-            status, reason = ccd_status(data)
-            row = {"expid": expid, "ccd": k, "status": status, "reason": reason,
-                   "globalback": np.nan, "globalrms": np.nan, "n_src": 0, "r_ref": np.nan,
-                   "exptime": exptime}
-            if status == "ok":
-                if keep_data is not None:
-                    keep_data[k] = data
-                if cfg.backend == "sextractor":
-                    from .sextractor import extract_sextractor
+        n_ccd = len(hdul) - 1
+        if pool is None:
+            configure_sep(_max_ccd_pixels(hdul))
 
-                    meas, info = extract_sextractor(data, cfg, exptime, pixel_scale)
-                elif cfg.backend == "sep":
-                    meas, info = extract_sep(data, cfg)
-                else:
-                    raise ValueError(f"qa.extract.backend: unknown backend {cfg.backend!r}")
-                row["globalback"], row["globalrms"] = info["globalback"], info["globalrms"]
-                n = len(meas["x"])
-                row["n_src"] = n
-                if n == 0:
-                    row["status"], row["reason"] = "empty", "no sources detected"
-                else:
-                    t = pd.DataFrame(meas)
-                    if "class_star" not in t:
-                        t["class_star"] = np.nan
-                    t.insert(0, "ccd", k)
-                    t.insert(0, "expid", expid)
-                    rref = stellar_reference(t["r50"].to_numpy(), t["snr"].to_numpy())
-                    row["r_ref"] = rref
-                    t["r_ref"] = rref
-                    t["exptime"] = exptime
-                    t["rel_back"] = (t["back"] - info["globalback"]) / info["globalrms"]
-                    t["is_star"] = np.int8(-1)
-                    if truth is not None:
-                        tt = truth[truth["ccd"] == k]
-                        t["is_star"] = match_truth(meas, tt["x"].to_numpy(), tt["y"].to_numpy(),
-                                                   tt["mag"].to_numpy(), tt["is_star"].to_numpy())
-                    tables.append(t)
+            def measured():
+                for k in range(n_ccd):
+                    data = _ccd_pixels(hdul[k + 1])
+                    res = measure_ccd(data, cfg, exptime, pixel_scale)
+                    if keep_data is not None and res[0] == "ok":
+                        keep_data[k] = data
+                    del data
+                    yield res
+
+            results = measured()
+        else:
+            results = pool.map(_worker_ccd, [str(path)] * n_ccd, range(n_ccd),
+                               [cfg] * n_ccd, [exptime] * n_ccd, [pixel_scale] * n_ccd)
+        for k, (status, reason, meas, info) in enumerate(results):
+            row, t = _ccd_tables(expid, k, status, reason, meas, info, exptime, truth)
             ccd_rows.append(row)
+            if t is not None:
+                tables.append(t)
     ccds = pd.DataFrame(ccd_rows)
     sources = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(
         columns=["expid", "ccd", *list(MEAS_ALL)])
     return ccds, sources
+
+
+def _ccd_tables(expid, k, status, reason, meas, info, exptime, truth):
+    """The CCD row and the source table (None when no sources) of one measured CCD."""
+    row = {"expid": expid, "ccd": k, "status": status, "reason": reason,
+           "globalback": np.nan, "globalrms": np.nan, "n_src": 0, "r_ref": np.nan,
+           "exptime": exptime}
+    if status != "ok":
+        return row, None
+    row["globalback"], row["globalrms"] = info["globalback"], info["globalrms"]
+    n = len(meas["x"])
+    row["n_src"] = n
+    if n == 0:
+        row["status"], row["reason"] = "empty", "no sources detected"
+        return row, None
+    t = pd.DataFrame(meas)
+    if "class_star" not in t:
+        t["class_star"] = np.nan
+    t.insert(0, "ccd", k)
+    t.insert(0, "expid", expid)
+    rref = stellar_reference(t["r50"].to_numpy(), t["snr"].to_numpy())
+    row["r_ref"] = rref
+    t["r_ref"] = rref
+    t["exptime"] = exptime
+    t["rel_back"] = (t["back"] - info["globalback"]) / info["globalrms"]
+    t["is_star"] = np.int8(-1)
+    if truth is not None:
+        tt = truth[truth["ccd"] == k]
+        t["is_star"] = match_truth(meas, tt["x"].to_numpy(), tt["y"].to_numpy(),
+                                   tt["mag"].to_numpy(), tt["is_star"].to_numpy())
+    return row, t
+
+
+class ExposurePixels:
+    """Lazy, read-only access to the CCD pixels of an exposure file, for stamps.
+
+    ``pixels[k]`` is CCD ``k`` as an object with ``shape`` and 2-D slicing that reads
+    only the requested rectangle from the file (astropy ``section``, float32 like
+    :func:`ccd_data`), so cutting stamps never loads a whole CCD. Use as a context
+    manager.
+    """
+
+    def __init__(self, path: str | Path):
+        from astropy.io import fits
+
+        self._hdul = fits.open(path, memmap=False, lazy_load_hdus=True)
+
+    def __getitem__(self, k: int) -> _LazyCCD:
+        return _LazyCCD(self._hdul[int(k) + 1])
+
+    def close(self) -> None:
+        self._hdul.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+class _LazyCCD:
+    def __init__(self, hdu):
+        self._hdu = hdu
+        self.shape = (int(hdu.header["NAXIS2"]), int(hdu.header["NAXIS1"]))
+
+    def __getitem__(self, key) -> np.ndarray:
+        return np.asarray(self._hdu.section[key], dtype=np.float32)
 
 
 MEAS_ALL = ("x", "y", "npix", "a", "b", "theta", "flux", "peak", "r50", "snr", "back", "flag",
