@@ -125,9 +125,13 @@ def ccd_status(data: np.ndarray | None) -> tuple[str, str]:
     if data is None:
         return "bad", "unreadable CCD extension"
     finite = np.isfinite(data)
-    if not finite.any():
+    if finite.all():  # the usual case: no copy of the finite pixels
+        finite_pixels = data
+    elif not finite.any():
         return "bad", "all pixels NaN"
-    if not np.any(data[finite]):
+    else:
+        finite_pixels = data[finite]
+    if not np.any(finite_pixels):
         return "dead", "all pixels zero (dead CCD)"
     sub = data[::7, ::7]
     sub = sub[np.isfinite(sub)]
@@ -307,13 +311,19 @@ def ccd_pool(n_workers: int, pixels: int = 4612 * 2048):
     sep's limits once per worker (:func:`catclean.runtime.configure_sep`). Use it as a
     context manager or call ``shutdown()``.
     """
+    import gc
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
     n_workers = max(1, int(n_workers))
     pool = ProcessPoolExecutor(n_workers, mp_context=mp.get_context("fork"),
                                initializer=_worker_init, initargs=(int(pixels),))
-    list(pool.map(_noop, range(n_workers)))  # start every worker now
+    # the workers' garbage collector must not walk (and so copy) the parent's objects
+    gc.freeze()
+    try:
+        list(pool.map(_noop, range(n_workers)))  # start every worker now
+    finally:
+        gc.unfreeze()
     return pool
 
 
