@@ -444,8 +444,8 @@ class ExposurePixels:
     """Lazy, read-only access to the CCD pixels of an exposure file, for stamps.
 
     ``pixels[k]`` is CCD ``k`` as an object with ``shape`` and 2-D slicing that reads
-    only the requested rectangle from the file (astropy ``section``, float32 like
-    :func:`ccd_data`), so cutting stamps never loads a whole CCD. Use as a context
+    only the rows of the requested rectangle from the file (astropy ``section``, float32
+    like :func:`ccd_data`), so cutting stamps never loads a whole CCD. Use as a context
     manager.
     """
 
@@ -474,6 +474,11 @@ class _LazyCCD:
         self.shape = (int(hdu.header["NAXIS2"]), int(hdu.header["NAXIS1"]))
 
     def __getitem__(self, key) -> np.ndarray:
+        if isinstance(key, tuple) and len(key) == 2 and isinstance(key[1], slice):
+            # a full-width band of rows is one contiguous read; a partial-width
+            # rectangle would be read row by row
+            return np.asarray(np.asarray(self._hdu.section[key[0], :])[:, key[1]],
+                              dtype=np.float32)
         return np.asarray(self._hdu.section[key], dtype=np.float32)
 
 
