@@ -42,7 +42,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        model = build_shred_cnn(ShredArch())
+        model = build_shred_cnn(ShredArch.from_preset("paper"))
         model.save(tmp / "paper.keras")
         n_params = model.count_params()
         ids = [f"legacy:dr9:{i}" for i in range(a.n)]

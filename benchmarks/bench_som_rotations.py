@@ -153,7 +153,7 @@ def main():
     )
     for numrot in [int(v) for v in args.numrot.split(",")]:
         stage = Stage(SIGMA, DAMPING, numrot, 1)
-        st = SOMSettings(rows=args.rows, cols=args.cols, schedule=[stage], init="random")
+        st = SOMSettings.from_preset("small", rows=args.rows, cols=args.cols, schedule=[stage], init="random")
         t0, c0 = time.perf_counter(), time.process_time()
         som = train_som(imgs, st, seed=args.seed)
         t_train, c_train = time.perf_counter() - t0, time.process_time() - c0
@@ -195,7 +195,7 @@ def main():
             t0 = time.perf_counter()
             w_ref, bmus = direct_reference(imgs[:k], w0, st, stage)
             t_ref = (time.perf_counter() - t0) / k
-            st_ns = SOMSettings(rows=args.rows, cols=args.cols, schedule=[stage], shuffle=False)
+            st_ns = SOMSettings.from_preset("small", rows=args.rows, cols=args.cols, schedule=[stage], shuffle=False)
             fast = train_som(imgs[:k], st_ns, seed=0, initial=w0)
             diff = np.abs(fast.weights.reshape(len(w0), -1) - w_ref).max()
             print(

@@ -7,7 +7,8 @@ from catclean.runtime import rule_setup
 log = rule_setup(snakemake)
 w = snakemake.wildcards
 native = read_parquet(snakemake.input[0])
-table = normalize(native, w.survey, w.release, int(snakemake.params.nside))
+table = normalize(native, w.survey, w.release, int(snakemake.params.nside),
+                  hpx=int(w.hpx))
 log.info("%s hpx=%s: normalized %d rows", w.survey, w.hpx, len(table))
 prov = read_metadata(snakemake.input[0])["provenance"]
 prov.update(stage="normalize")

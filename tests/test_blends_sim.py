@@ -16,7 +16,7 @@ BASELINE = default_config()["blends"]["baseline"]  # Table 3
 
 @pytest.fixture(scope="module")
 def gals():
-    cfg = GalaxySimConfig(stamp=64)
+    cfg = GalaxySimConfig.from_preset("small", stamp=64)
     return make_galaxies(160, cfg, np.random.default_rng(3))
 
 

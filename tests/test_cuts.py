@@ -20,7 +20,8 @@ PARAMS = {"r_max": 21.0, "sb_min": 18.5, "sb_slope": 0.7, "gr_max": 0.90, "gr_sl
 
 def legacy_row(**kw):
     """A clean Legacy dwarf-galaxy candidate passing every cut."""
-    row = {"survey": "legacy", "mag_r": 19.0, "mag_g": 19.4, "mag_z": 18.7,
+    row = {"survey": "legacy", "ra": 150.0, "dec": 2.0,
+           "mag_r": 19.0, "mag_g": 19.4, "mag_z": 18.7,
            "magerr_g": 0.02, "magerr_r": 0.02, "magerr_z": 0.03,
            "r_eff": 2.0, "mu_eff": 19.0 + 2.5 * np.log10(2 * np.pi * 4.0), "sigma_mu": 0.05,
            "gr": 0.4, "sigma_gr": 0.03, "ls_type": "EXP"}
@@ -78,14 +79,16 @@ def test_surface_brightness_boundary_uses_sigma_and_slope():
 
 
 def test_cuts_compose_with_and():
-    both = CUTS[0] & CUTS[2]
+    by_name = {c.name: c for c in CUTS}
+    both = by_name["r_max"] & by_name["color"]
     df = pd.DataFrame([legacy_row(), legacy_row(mag_r=22.0), legacy_row(gr=1.5)])
     assert both(df, PARAMS, "legacy").tolist() == [True, False, False]
     assert isinstance(both, Cut) and "r_max" in both.name
 
 
 def test_sdss_analogues():
-    base = {"survey": "sdss", "mag_r": 19.0, "mag_g": 19.4, "mag_z": 18.7, "magerr_g": 0.02,
+    base = {"survey": "sdss", "ra": 150.0, "dec": 2.0, "mag_r": 19.0, "mag_g": 19.4,
+            "mag_z": 18.7, "magerr_g": 0.02,
             "magerr_r": 0.02, "magerr_z": 0.05, "r_eff": 2.0, "mu_eff": 23.0, "sigma_mu": 0.05,
             "gr": 0.4, "sigma_gr": 0.03, "sdss_type": 3, "sdss_clean": 1,
             "sdss_flags": 0x10000000, "sdss_petroMagErr_g": 0.02, "sdss_petroMagErr_r": 0.02,

@@ -154,6 +154,11 @@ def test_parallel_extraction_equals_serial(tmp_path):
         row = {"label": "Good", "split": "test", "defect": defect, "expid": 40 + i, "index": i}
         rec, truth = make_exposure(row, tmp_path / f"p{i}.fits", cfg, 5)
         paths.append((rec["path"], pd.DataFrame(truth)))
+    # the first exposure cut inside its fourth CCD: 'missing' rows, in both paths
+    raw = open(paths[0][0], "rb").read()
+    (tmp_path / "cut.fits").write_bytes(raw[:len(raw) * 3 // 6 + 5 * 2880])
+    paths.append((tmp_path / "cut.fits", paths[0][1]))
+    statuses = []
     with ccd_pool(2, pixels=512 * 384) as pool:
         for path, truth in paths:
             c1, s1 = process_exposure(path, extract_config(), cfg.pixel_scale, truth=truth)
@@ -161,9 +166,10 @@ def test_parallel_extraction_equals_serial(tmp_path):
                                       pool=pool)
             pd.testing.assert_frame_equal(c1, c2)
             pd.testing.assert_frame_equal(s1, s2)
-            assert len(s1) > 50 and (c1["status"] == "ok").sum() >= 3
-    statuses = set(c1["status"])  # the nan_ccd exposure
-    assert "bad" in statuses
+            assert len(c1) == 6 and len(s1) >= 20 and (c1["status"] == "ok").sum() >= 2
+            statuses.append(c1["status"].tolist())
+    assert "bad" in statuses[1]  # the nan_ccd exposure
+    assert statuses[2][:3] == statuses[0][:3] and statuses[2][3:] == ["missing"] * 3
     _, hdul = read_exposure(paths[0][0])
     with hdul, ExposurePixels(paths[0][0]) as px:
         full = ccd_data(hdul[2])

@@ -10,11 +10,11 @@ import pytest
 from catclean.cutouts import CutoutStore, write_store
 from catclean.shreds.model import ShredArch, build_shred_cnn
 
-SMALL = ShredArch(input_size=32, width=0.125, dense=(16, 8))
+SMALL = ShredArch.from_preset("small", input_size=32, width=0.125, dense=(16, 8))
 
 
 def test_paper_architecture_parameter_count():
-    model = build_shred_cnn(ShredArch())
+    model = build_shred_cnn(ShredArch.from_preset("paper"))
     n = model.count_params()
     assert abs(n - 10.6e6) / 10.6e6 < 0.05, n  # paper 001 Sec. 2.2: ~10.6M
     convs = [lay for lay in model.layers if type(lay).__name__ == "Conv2D"]
@@ -27,7 +27,7 @@ def test_paper_architecture_parameter_count():
 
 def test_small_variant_builds_at_small_inputs():
     for size in (48, 64):
-        m = build_shred_cnn(ShredArch(input_size=size, width=0.25, dense=(64, 32)))
+        m = build_shred_cnn(ShredArch.from_preset("small", input_size=size, dense=(64, 32)))
         assert m.input_shape == (None, 128, 128, 3)  # always fed the stored 128 px cutouts
         assert m.count_params() < 1e6
 
@@ -192,7 +192,8 @@ def test_mixed_bfloat16_training_keeps_float32_probabilities(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.integers(0, 255, (24, 128, 128, 3)).astype(np.uint8)
     y = np.arange(24) % 2
-    cfg = TrainConfig(batch_size=8, max_epochs=1, patience=1, precision="mixed_bfloat16")
+    cfg = TrainConfig.from_preset("small", batch_size=8, max_epochs=1, patience=1,
+                                  precision="mixed_bfloat16")
     model, hist = train_fold(SMALL, cfg, x[:16], y[:16], x[16:], y[16:], fold_seed=3)
     assert np.isfinite(hist["loss"]).all() and len(hist["loss"]) == 1
     assert model.get_layer("conv1_1").compute_dtype == "bfloat16"
@@ -204,7 +205,8 @@ def test_mixed_bfloat16_training_keeps_float32_probabilities(tmp_path):
     again = keras.saving.load_model(tmp_path / "m.keras")
     assert np.allclose(predict_proba(again, x[16:]), p, atol=1e-6)
     with pytest.raises(ValueError, match="precision 'half'"):
-        train_fold(SMALL, TrainConfig(max_epochs=1, precision="half"), x[:16], y[:16],
+        train_fold(SMALL, TrainConfig.from_preset("small", max_epochs=1, precision="half"),
+                   x[:16], y[:16],
                    x[16:], y[16:], fold_seed=3)
 
 

@@ -19,9 +19,9 @@ def test_small_shred_cnn_learns_shreds(tmp_path):
         32, seed=4242, z_range=(0.015, 0.03), sky={"field_max_pix": 1000}, r_max=22.5,
         galaxy_fraction=0.6, workers=2)
     assert len(labels) >= 250 and 0.3 <= labels.mean() <= 0.5
-    arch = ShredArch(input_size=64, width=0.25, dense=(256, 128))
-    cfg = TrainConfig(batch_size=16, max_epochs=60, patience=10, folds=5, run_folds=1,
-                      test_fraction=0.25, seed=7, threads=2)
+    arch = ShredArch.from_preset("small")
+    cfg = TrainConfig.from_preset("small", seed=7, threads=2, batch_size=16, max_epochs=60,
+                                  patience=10, folds=5, run_folds=1, test_fraction=0.25)
     res = cross_validate(images, labels, arch, cfg, groups=meta["host_nsaid"].to_numpy(),
                          model_path=tmp_path / "small.keras")
     assert res["n_test"] >= 30

@@ -249,7 +249,7 @@ def test_training_matches_slow_reference(kw):
     rng = np.random.default_rng(7)
     imgs = rng.random((5, channels, 10, 10)).astype(np.float32)
     stage = Stage(sigma=1.0, damping=0.3, numrot=numrot, epochs=1)
-    st = SOMSettings(rows=3, cols=3, schedule=[stage], shuffle=False, **kw)
+    st = SOMSettings.from_preset("small", rows=3, cols=3, schedule=[stage], shuffle=False, **kw)
     n = lattice_positions(3, 3, st.layout).shape[0]
     d = make_plan(10, channels, numrot, True, shape=st.ed_shape).neuron_dim
     w0 = rng.random((n, channels, d, d)).astype(np.float32)
@@ -270,7 +270,7 @@ def test_training_matches_slow_reference(kw):
 def test_deterministic_for_seed():
     rng = np.random.default_rng(3)
     imgs = blobs(12, 12, rng)
-    st = SOMSettings(rows=3, cols=3, schedule=[Stage(1.0, 0.2, 8, 2)])
+    st = SOMSettings.from_preset("small", rows=3, cols=3, schedule=[Stage(1.0, 0.2, 8, 2)])
     a = train_som(imgs, st, seed=11)
     b = train_som(imgs, st, seed=11)
     c = train_som(imgs, st, seed=12)
@@ -284,8 +284,12 @@ def test_two_populations_separate_on_map():
     rng = np.random.default_rng(5)
     ell, dbl = blobs(40, 16, rng, "ellipse"), blobs(40, 16, rng, "double")
     imgs = np.concatenate([ell, dbl])
-    st = SOMSettings(
-        rows=4, cols=4, schedule=[Stage(1.5, 0.3, 8, 3), Stage(0.7, 0.1, 16, 2)], init="random"
+    st = SOMSettings.from_preset(
+        "small",
+        rows=4,
+        cols=4,
+        schedule=[Stage(1.5, 0.3, 8, 3), Stage(0.7, 0.1, 16, 2)],
+        init="random",
     )
     som = train_som(imgs, st, seed=2)
     res = map_images(som, imgs)
@@ -384,7 +388,11 @@ def test_header_parsing_like_pink(tmp_path):
 def test_save_som_and_mapping_files(tmp_path):
     rng = np.random.default_rng(4)
     imgs = blobs(6, 10, rng)
-    som = train_som(imgs, SOMSettings(rows=2, cols=3, schedule=[Stage(1.0, 0.2, 8, 1)]), seed=1)
+    som = train_som(
+        imgs,
+        SOMSettings.from_preset("small", rows=2, cols=3, schedule=[Stage(1.0, 0.2, 8, 1)]),
+        seed=1,
+    )
     res = map_images(som, imgs)
     pinkio.save_som(som, tmp_path / "s.bin", comment="catclean")
     pinkio.save_mapping(som, res, tmp_path / "m.bin", tmp_path / "t.bin")
@@ -429,17 +437,25 @@ def _scene(rng, size=32):
 def test_preprocessing_keeps_central_island_and_scales():
     rng = np.random.default_rng(0)
     img = _scene(rng)
-    out, reason = preprocess_image(img, PreprocessSettings(min_snr=3, stretch="log"))
+    out, reason = preprocess_image(
+        img, PreprocessSettings.from_preset("small", min_snr=3, stretch="log")
+    )
     assert reason is None and out.shape == (1, 32, 32)
     assert out.min() >= 0 and out.max() == pytest.approx(1.0)
     assert out[0, 15:17, 15:17].min() > 0.5  # central source kept
     assert out[0, 2:8, 1:8].max() == 0  # off-centre blob removed
-    out_all, _ = preprocess_image(img, PreprocessSettings(min_snr=3, islands="all"))
+    out_all, _ = preprocess_image(
+        img, PreprocessSettings.from_preset("small", min_snr=3, islands="all")
+    )
     assert out_all[0, 2:8, 1:8].max() > 0
-    out_a, _ = preprocess_image(img, PreprocessSettings(min_snr=3, stretch="asinh"))
+    out_a, _ = preprocess_image(
+        img, PreprocessSettings.from_preset("small", min_snr=3, stretch="asinh")
+    )
     assert 0 <= out_a.min() and out_a.max() == pytest.approx(1.0)
     two = np.stack([img, 0.1 * img])
-    stack, reasons = preprocess_images(two[None], {"min_snr": 3, "channel_weights": [1, 0.5]})
+    stack, reasons = preprocess_images(
+        two[None], PreprocessSettings.from_preset("small", min_snr=3, channel_weights=[1, 0.5])
+    )
     assert reasons[0] is None and stack[0, 1].max() == pytest.approx(0.5)
     w = channel_weights(np.stack([np.ones((2, 4, 4)), 0.5 * np.ones((2, 4, 4))], axis=1))
     np.testing.assert_allclose(w, [1.0, 2.0])
@@ -448,14 +464,22 @@ def test_preprocessing_keeps_central_island_and_scales():
 def test_bad_inputs_are_flagged_not_fatal():
     rng = np.random.default_rng(1)
     good = blobs(6, 10, rng)
-    som = train_som(good, SOMSettings(rows=2, cols=2, schedule=[Stage(1.0, 0.2, 4, 1)]), seed=0)
+    som = train_som(
+        good,
+        SOMSettings.from_preset("small", rows=2, cols=2, schedule=[Stage(1.0, 0.2, 4, 1)]),
+        seed=0,
+    )
     nan_img = good[0].copy()
     nan_img[0, 3, 3] = np.nan
     blank = np.zeros_like(good[0])
     batch = np.stack([good[1], nan_img, blank, good[2]])
-    som2 = train_som(batch, SOMSettings(rows=2, cols=2, schedule=[Stage(1.0, 0.2, 4, 1)]), seed=0)
+    som2 = train_som(
+        batch,
+        SOMSettings.from_preset("small", rows=2, cols=2, schedule=[Stage(1.0, 0.2, 4, 1)]),
+        seed=0,
+    )
     assert som2.history[0]["skipped"] == 2 and np.isfinite(som2.weights).all()
-    _, prep_reasons = preprocess_images(batch)
+    _, prep_reasons = preprocess_images(batch, PreprocessSettings.from_preset("small"))
     assert list(prep_reasons[1:3]) == ["nan_pixels", "blank_image"]
     res = map_images(som, batch)
     nt = pd.DataFrame(
@@ -502,7 +526,9 @@ def test_plots_write_files(tmp_path):
     rng = np.random.default_rng(2)
     imgs = blobs(8, 10, rng)
     for layout, rows in (("cartesian", 2), ("hexagonal", 3)):
-        st = SOMSettings(rows=rows, cols=rows, layout=layout, schedule=[Stage(1.0, 0.2, 4, 1)])
+        st = SOMSettings.from_preset(
+            "small", rows=rows, cols=rows, layout=layout, schedule=[Stage(1.0, 0.2, 4, 1)]
+        )
         som = train_som(imgs, st, seed=0)
         res = map_images(som, imgs)
         tab = annotate_neurons(som, res, rng.random(8) > 0.5)
@@ -533,7 +559,7 @@ def test_matches_pink_binary(tmp_path, numrot, shape, layout, dist):
     pink = os.environ["PINK_BIN"]
     rng = np.random.default_rng(0)
     imgs = rng.random((20, 20, 20)).astype(np.float32)
-    st = SOMSettings(
+    st = SOMSettings.from_preset("small",
         rows=3, cols=3, layout=layout, schedule=[Stage(1.2, 0.3, numrot, 1)],
         shuffle=False, ed_shape=shape, neighbourhood=dist,
     )  # fmt: skip

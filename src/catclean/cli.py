@@ -31,7 +31,7 @@ from pathlib import Path
 
 import yaml
 
-from . import resources
+from . import compare, resources
 from .config import README_PATH, REPO_ROOT, ConfigError, config_reference, deep_merge, load_config
 
 #: stages whose ``commands`` module adds a subcommand group
@@ -138,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="stage", required=True)
     _register_config(sub)
     resources.register(sub)
+    compare.register(sub)
     for stage in STAGES:
         try:
             module = importlib.import_module(f"catclean.{stage}.commands")

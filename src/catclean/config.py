@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,19 @@ def _load_yaml(path: Path) -> Any:
         return yaml.safe_load(fh)
 
 
+_SCHEMA_CACHE: dict[tuple[str, int], Any] = {}
+
+
+def _load_schema(path: Path) -> Any:
+    """A schema file, parsed once per (path, modification time): YAML parsing is most of
+    the cost of :func:`validate_config`. Returns a deep copy (callers may not share)."""
+    path = Path(path)
+    key = (str(path.resolve()), path.stat().st_mtime_ns)
+    if key not in _SCHEMA_CACHE:
+        _SCHEMA_CACHE[key] = _load_yaml(path)
+    return copy.deepcopy(_SCHEMA_CACHE[key])
+
+
 def _registry(schema_path: Path):
     """A ``referencing`` registry that resolves relative ``$ref`` to sibling YAML files."""
     from referencing import Registry, Resource
@@ -38,7 +52,7 @@ def _registry(schema_path: Path):
         path = Path(uri.removeprefix("file://"))
         if not path.is_absolute():
             path = schema_path.parent / path
-        return Resource.from_contents(_load_yaml(path), default_specification=DRAFT202012)
+        return Resource.from_contents(_load_schema(path), default_specification=DRAFT202012)
 
     return Registry(retrieve=retrieve)
 
@@ -50,8 +64,9 @@ def _key_path(error) -> str:
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         parts = parts + [",".join(extra)]
     if error.validator == "required":
-        missing = [m for m in error.validator_value if m not in error.instance]
-        parts = parts + [",".join(missing)]
+        # one error per missing key; its message names it ("'seed' is a required property")
+        missing = re.match(r"'(.+?)' is a required property", error.message)
+        parts = parts + [missing.group(1) if missing else "?"]
     return ".".join(parts) if parts else "<top level>"
 
 
@@ -64,7 +79,7 @@ def _deref(schema: dict, root: dict, base: Path) -> tuple[dict, dict]:
             for part in ref[2:].split("/"):
                 target = target[part]
         else:
-            root = _load_yaml(base / ref)
+            root = _load_schema(base / ref)
             target = root
         # keys written beside the $ref (a `default`, a `description`) refine the target
         schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
@@ -140,7 +155,7 @@ def validate_config(config: dict, schema_path: Path | str = SCHEMA_PATH) -> dict
     from jsonschema import Draft202012Validator
 
     schema_path = Path(schema_path)
-    schema = _load_yaml(schema_path)
+    schema = _load_schema(schema_path)
     _set_defaults(config, schema, schema_path.parent)
     registry = _registry(schema_path)
     validator = Draft202012Validator(schema, registry=registry)
@@ -152,6 +167,7 @@ def validate_config(config: dict, schema_path: Path | str = SCHEMA_PATH) -> dict
                 lines.append(f"  config key '{stage}.preset': {section['preset']!r} is not "
                              f"one of {stage}.presets: {sorted(section['presets'] or {})}")
     lines += _path_problems(config)
+    lines += _release_problems(config)
     if lines:
         raise ConfigError("invalid configuration:\n" + "\n".join(lines))
     return config
@@ -169,6 +185,24 @@ def _path_problems(config: dict) -> list[str]:
             f"results_root ({root!r}); use a relative path or set results_root"]
 
 
+def _release_problems(config: dict) -> list[str]:
+    """Each ``surveys.<s>.release`` must be a release its providers know
+    (:data:`catclean.catalogs.schema.RELEASES`), synthetic and live alike."""
+    surveys = config.get("surveys")
+    if not isinstance(surveys, dict):
+        return []
+    from .catalogs.schema import RELEASES
+
+    out = []
+    for name, spec in surveys.items():
+        if not isinstance(spec, dict) or name not in RELEASES or "release" not in spec:
+            continue
+        if spec["release"] not in RELEASES[name]:
+            out.append(f"  config key 'surveys.{name}.release': {spec['release']!r} is not a "
+                       f"known {name} release; allowed: {list(RELEASES[name])}")
+    return out
+
+
 resolve_config = validate_config
 
 
@@ -181,6 +215,24 @@ def preset_settings(config: dict, stage: str) -> dict:
     section = config[stage]
     name = section["preset"]
     return {**copy.deepcopy(section["presets"][name]), "preset": name}
+
+
+def schema_preset(stage: str, name: str | None = None) -> dict:
+    """One complete preset of a stage, from the schema and the repository's config.
+
+    For code outside the workflow (tests, benchmarks, notebooks) that needs a stage's
+    settings without writing a config file; the same values a run would use.
+
+    Parameters
+    ----------
+    stage : str
+        Config section with ``preset`` / ``presets`` (``shreds``, ``blends``, ``qa``,
+        ``som``, ``morphology``).
+    name : str, optional
+        Preset name; None takes the one ``config/config.yaml`` chooses.
+    """
+    overrides = {stage: {"preset": name}} if name else None
+    return preset_settings(default_config(overrides), stage)
 
 
 def default_config(overrides: dict | None = None) -> dict:
@@ -309,7 +361,7 @@ def config_reference(schema_path: Path | str = SCHEMA_PATH) -> str:
     """The text of ``config/README.md``: every key of the schema with type, default, meaning."""
     schema_path = Path(schema_path)
     base = schema_path.parent
-    top = _load_yaml(schema_path)
+    top = _load_schema(schema_path)
     out = [_README_INTRO.rstrip(), "", "## Top level", "",
            "| key | type | default | meaning |", "|---|---|---|---|"]
     sections = []

@@ -42,7 +42,21 @@ def provenance(config: Mapping | None = None, **extra) -> dict:
         rec["config_digest"] = config_digest(dict(config))
         rec["seed"] = config.get("seed")
     rec.update({k: v for k, v in extra.items() if v is not None})
-    return rec
+    return _redacted(rec)
+
+
+def _redacted(value):
+    """``value`` with credentials in every string redacted (:func:`catclean.net.redact`):
+    service URLs reach provenance, passwords and tokens must not."""
+    from .net import redact
+
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_redacted(v) for v in value)
+    return value
 
 
 def _wallclock() -> dict:

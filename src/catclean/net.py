@@ -18,6 +18,17 @@ HTTP 429 (waiting ``Retry-After`` when the server sends it), 5xx, timeouts, drop
 connections, truncated bodies (fewer bytes than ``Content-Length``) and bodies that fail
 to parse. Other 4xx answers fail at once. The final error is a :class:`ServiceError`
 naming the service, URL, HTTP status and query.
+
+Deadline: ``timeout`` bounds each socket read; ``deadline`` (default: ``timeout``) bounds
+the whole of one attempt of :meth:`Fetcher.fetch` (connection, headers and body), so a
+server dripping a byte at a time cannot hold a request open. The body is read one
+socket read at a time with the socket's timeout set to the time left.
+
+Credentials: a URL's ``user:password@`` and the values of credential-like query or form
+parameters (``token``, ``apikey``, ``password``, ...; :data:`SECRET_PARAMS`) are replaced
+by ``***`` (:func:`redact`) in everything catclean writes: log lines, the cache sidecar,
+error messages and provenance. The cache key is computed from the redacted request, so
+rotating a password keeps the cache.
 """
 
 from __future__ import annotations
@@ -28,6 +39,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 import threading
 import time
@@ -48,13 +60,63 @@ USER_AGENT = "catclean (https://github.com/catclean; galaxy catalog cleaning pip
 #: connection settings of the ``services`` section: top-level values apply to every
 #: service, ``services.<name>.<key>`` overrides them for one service (defaults in
 #: ``workflow/schemas/services.schema.yaml``)
-SERVICE_KEYS = ("timeout", "retries", "backoff", "backoff_max", "row_limit", "concurrency")
+SERVICE_KEYS = ("timeout", "deadline", "retries", "backoff", "backoff_max", "row_limit",
+                "concurrency")
+
+#: query / form parameter names whose values are credentials (matched case-insensitively,
+#: also as a suffix: ``x_api_key``, ``access_token``)
+SECRET_PARAMS = ("token", "apikey", "api_key", "key", "password", "passwd", "pwd", "secret",
+                 "auth", "authorization", "signature", "sig", "credential", "credentials",
+                 "session", "sessionid")
+_SECRET_NAME = re.compile(r"(?i)^(?:[a-z0-9_.-]*[_.-])?(?:" + "|".join(SECRET_PARAMS) + r")$")
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#@\s'\"]*@")
+_SECRET_QS = re.compile(r"(?i)(?<![a-z0-9_])((?:[a-z0-9_.-]*[_.-])?(?:"
+                        + "|".join(SECRET_PARAMS) + r"))(=|%3D)[^&#\s'\",;)]*")
+REDACTED = "***"
+
+
+class RedactingFilter(logging.Filter):
+    """Redacts credentials in a log record's message (:func:`redact`); attached to the
+    loggers of the HTTP libraries, whose DEBUG lines carry full URLs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            msg = record.getMessage()
+        except Exception:
+            return True
+        red = redact(msg)
+        if red != msg:
+            record.msg, record.args = red, ()
+        return True
+
+
+for _name in ("urllib3.connectionpool", "urllib3.util.retry", "requests"):
+    logging.getLogger(_name).addFilter(RedactingFilter())
+
+
+def is_secret_param(name) -> bool:
+    """Whether a query/form parameter name carries a credential (:data:`SECRET_PARAMS`)."""
+    return bool(_SECRET_NAME.match(str(name)))
+
+
+def redact(text) -> str:
+    """``text`` with credentials replaced by ``***``: the ``user:password@`` of any URL
+    and the value of any credential-like ``name=value`` pair (:data:`SECRET_PARAMS`)."""
+    text = _USERINFO.sub(lambda m: m.group(1) + REDACTED + "@", str(text))
+    return _SECRET_QS.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
+
+
+def redact_params(params: Mapping | None) -> dict:
+    """``{str(k): str(v)}`` with credential-like values replaced by ``***``."""
+    return {str(k): (REDACTED if is_secret_param(k) else redact(v))
+            for k, v in (params or {}).items()}
 
 
 class ServiceError(RuntimeError):
     """A request to a live service failed for good (after retries, or not retryable)."""
 
     def __init__(self, service: str, url: str, status: int | None, query: str, reason: str):
+        url, query, reason = redact(url), redact(query), redact(reason)
         self.service, self.url, self.status, self.query, self.reason = (
             service, url, status, query, reason)
         q = query if len(query) <= 2000 else query[:2000] + "...[truncated]"
@@ -82,7 +144,8 @@ class ServiceSettings:
     """Connection settings of one service (``services`` in the config schema).
 
     ``backoff_max`` (no cap), ``row_limit`` (none) and ``concurrency`` (1) have neutral
-    values for a service built by hand; from the config every key is set.
+    values for a service built by hand; from the config every key is set. ``deadline``
+    (s, total time of one attempt of :meth:`Fetcher.fetch`) None means ``timeout``.
     """
 
     name: str
@@ -91,6 +154,7 @@ class ServiceSettings:
     retries: int
     backoff: float
     backoff_max: float = float("inf")
+    deadline: float | None = None
     row_limit: int | None = None
     concurrency: int = 1
     extra: dict = field(default_factory=dict)
@@ -101,13 +165,90 @@ class ServiceSettings:
         the resolved ``services`` section (``url`` and the format come from the service's
         own section)."""
         own = dict(services[name])
-        vals = {k: own[k] if own.get(k) is not None else services[k] for k in SERVICE_KEYS}
+        vals = {k: own[k] if own.get(k) is not None else services.get(k)
+                for k in SERVICE_KEYS}
         extra = {k: v for k, v in own.items() if k not in SERVICE_KEYS and k != "url"}
         return cls(name=name, url=str(own["url"]).rstrip("/"),
-                   timeout=float(vals["timeout"]), retries=int(vals["retries"]),
+                   timeout=float(vals["timeout"]),
+                   deadline=None if vals["deadline"] is None else float(vals["deadline"]),
+                   retries=int(vals["retries"]),
                    backoff=float(vals["backoff"]), backoff_max=float(vals["backoff_max"]),
                    row_limit=int(vals["row_limit"]), concurrency=max(1, int(vals["concurrency"])),
                    extra=extra)
+
+
+def _total_deadline(settings: ServiceSettings) -> float:
+    """Seconds one attempt may take in all (``deadline``, else ``timeout``)."""
+    return float(settings.deadline if settings.deadline is not None else settings.timeout)
+
+
+class DeadlineExceeded(RuntimeError):
+    """One attempt ran past its total deadline (retried like a timeout)."""
+
+
+def _socket_of(resp):
+    """The socket under a streamed ``requests`` response (None if it cannot be found)."""
+    conn = getattr(resp.raw, "_connection", None) or getattr(resp.raw, "connection", None)
+    return getattr(conn, "sock", None)
+
+
+def read_body(resp, deadline: float, limit_s: float) -> bytes:
+    """Read a streamed response body, at most one socket read at a time, and give up
+    with :class:`DeadlineExceeded` once ``time.monotonic()`` passes ``deadline``.
+
+    Before each read the socket's timeout is set to the time left, so a server that
+    sends a byte every half second, or stalls, is cut off at the deadline.
+    """
+    chunks = []
+    sock = _socket_of(resp)
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            resp.close()
+            raise DeadlineExceeded(f"total deadline of {limit_s} s exceeded while reading "
+                                   f"the body ({sum(map(len, chunks))} bytes read)")
+        if sock is not None:
+            try:
+                sock.settimeout(max(0.01, left))
+            except OSError:
+                sock = None
+        try:
+            block = resp.raw.read1(DOWNLOAD_CHUNK, decode_content=True)
+        except Exception as exc:  # socket timeout at the deadline, urllib3 errors
+            if time.monotonic() >= deadline:
+                resp.close()
+                raise DeadlineExceeded(f"total deadline of {limit_s} s exceeded while "
+                                       f"reading the body ({type(exc).__name__})") from None
+            raise _as_requests_error(exc) from None
+        if not block:
+            return b"".join(chunks)
+        chunks.append(block)
+
+
+def _as_requests_error(exc: Exception) -> Exception:
+    """urllib3's exceptions of a raw read as the ``requests`` ones (as ``iter_content``
+    maps them), so the one retry policy sees a truncated body or a read timeout."""
+    import requests
+    from urllib3 import exceptions as u3
+
+    if isinstance(exc, u3.ReadTimeoutError):
+        return requests.exceptions.ReadTimeout(exc)
+    if isinstance(exc, u3.DecodeError):
+        return requests.exceptions.ContentDecodingError(exc)
+    if isinstance(exc, u3.ProtocolError | u3.SSLError | OSError):
+        return requests.exceptions.ChunkedEncodingError(exc)
+    return exc
+
+
+def _error_text(resp, n: int) -> str:
+    """At most ``n`` characters of an error answer, reading at most one socket read of a
+    streamed body (a slow error page cannot hold the request open)."""
+    try:
+        if getattr(resp, "_content_consumed", False):
+            return resp.text[:n]
+        return resp.raw.read1(n, decode_content=True).decode("utf-8", "replace")[:n]
+    except Exception:
+        return ""
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -213,10 +354,11 @@ class Fetcher:
 
     def cache_key(self, method: str, url: str, params: Mapping | None,
                   data: Mapping | None) -> str:
+        # credentials do not change the answer: the key is that of the redacted request
         blob = json.dumps({"service": self.settings.name, "release": self.release,
-                           "method": method.upper(), "url": url,
-                           "params": sorted((str(k), str(v)) for k, v in (params or {}).items()),
-                           "data": sorted((str(k), str(v)) for k, v in (data or {}).items())},
+                           "method": method.upper(), "url": redact(url),
+                           "params": sorted(redact_params(params).items()),
+                           "data": sorted(redact_params(data).items())},
                           sort_keys=True)
         return sha256_bytes(blob.encode())
 
@@ -240,7 +382,7 @@ class Fetcher:
             return None
         if rec.get("sha256") != sha256_bytes(body):
             log.warning("%s: cache entry %s does not match its checksum; refetching",
-                        self.settings.name, body_p)
+                        self.settings.name, redact(body_p))
             return None
         return body, rec
 
@@ -287,6 +429,9 @@ class Fetcher:
                 reason, retry_after = exc.reason, exc.retry_after
             except ParseError as exc:
                 reason = f"unreadable response: {exc}"
+            except DeadlineExceeded as exc:
+                state["status"] = None
+                reason = str(exc)
             except req.exceptions.Timeout as exc:
                 state["status"] = None
                 reason = f"timeout after {s.timeout} s ({type(exc).__name__})"
@@ -294,6 +439,7 @@ class Fetcher:
                     req.exceptions.ContentDecodingError) as exc:
                 state["status"] = None
                 reason = f"connection failed or body truncated: {exc}"
+            reason = redact(reason)
             if n < s.retries:
                 wait = self._wait(n, retry_after)
                 log.warning("%s: attempt %d/%d failed (%s); retrying in %.2f s", s.name,
@@ -305,11 +451,11 @@ class Fetcher:
         """Record the status; 429/5xx are :class:`Transient`, other 4xx fail at once."""
         status = state["status"] = resp.status_code
         if status == 429 or status >= 500:
-            raise Transient(f"HTTP {status} {resp.reason}: {resp.text[:300]!r}",
+            raise Transient(f"HTTP {status} {resp.reason}: {_error_text(resp, 300)!r}",
                             retry_after_seconds(resp.headers.get("Retry-After")))
         if status >= 400:
             raise ServiceError(self.settings.name, resp.url, status, query,
-                               f"HTTP {status} {resp.reason}: {resp.text[:500]!r}")
+                               f"HTTP {status} {resp.reason}: {_error_text(resp, 500)!r}")
 
     # -- requests --------------------------------------------------------------------------
     def fetch(self, url: str, *, parse: Callable[[bytes], Any], query: str = "",
@@ -335,20 +481,28 @@ class Fetcher:
                 self._count("from_cache")
                 return Fetched(value, {**rec, "from_cache": True}, body)
 
+        limit_s = _total_deadline(s)
+
         def attempt(state: dict) -> Fetched:
+            deadline = time.monotonic() + limit_s
             resp = self.session.request(method, url, params=params, data=data,
-                                        timeout=s.timeout)
-            self._check_status(resp, state, query)
-            body = resp.content
+                                        timeout=min(s.timeout, limit_s), stream=True)
+            try:
+                if time.monotonic() >= deadline:
+                    raise DeadlineExceeded(f"total deadline of {limit_s} s exceeded "
+                                           "before the body")
+                self._check_status(resp, state, query)
+                body = read_body(resp, deadline, limit_s)
+            finally:
+                resp.close()
             expected = resp.headers.get("Content-Length")
             if (expected is not None and "Content-Encoding" not in resp.headers
                     and expected.isdigit() and int(expected) != len(body)):
                 raise ParseError(f"truncated body: {len(body)} of {expected} bytes")
             value = parse(body)
-            rec = {"service": s.name, "release": self.release, "url": resp.url,
-                   "base_url": url, "query": query,
-                   "params": {str(k): str(v) for k, v in (params or {}).items()},
-                   "data": {str(k): str(v) for k, v in (data or {}).items()},
+            rec = {"service": s.name, "release": self.release, "url": redact(resp.url),
+                   "base_url": redact(url), "query": redact(query),
+                   "params": redact_params(params), "data": redact_params(data),
                    "method": method.upper(), "status": state["status"],
                    "query_sha256": key, "sha256": sha256_bytes(body),
                    "bytes": len(body), "fetched_utc": utc_now()}
@@ -418,7 +572,7 @@ class Fetcher:
             raise ServiceError(s.name, url, None, query, f"checksum mismatch: got sha256 "
                                f"{digest}, expected {expected_sha256}")
         os.replace(part, dest)
-        rec = {"url": url, "sha256": digest, "bytes": dest.stat().st_size,
+        rec = {"url": redact(url), "sha256": digest, "bytes": dest.stat().st_size,
                "fetched_utc": utc_now()}
         atomic_write_bytes(side, json.dumps(rec, indent=1).encode())
         self._count("fetched")

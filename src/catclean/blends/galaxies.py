@@ -25,7 +25,7 @@ companion of :mod:`catclean.blends.blending` is cut from real pixels of its own 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import galsim
 import numpy as np
@@ -33,9 +33,6 @@ import pandas as pd
 
 from . import MORPHOLOGIES, ZERO_POINT
 from .photometry import isolated_measurement
-
-# Table 1 of paper 002, after visual inspection: bulge 352, disk 433, bulge+disk 702, irr 432
-TABLE1_MIX = {"bulge": 352, "disk": 433, "bulge_disk": 702, "irregular": 432}
 
 
 @dataclass
@@ -66,24 +63,37 @@ class GalaxySimConfig:
         Relative weights of the four morphologies (default: Table 1).
     """
 
-    stamp: int = 64
-    pixel_scale: float = 0.262
-    psf_fwhm: tuple[float, float] = (1.1, 1.5)
-    psf_beta: float = 3.5
-    noise_sigma: float = 0.01
-    mag_range: tuple[float, float] = (16.5, 21.5)
-    count_slope: float = 0.3
-    r_eff_19: float = 1.3
-    size_slope: float = -0.12
-    size_scatter: float = 0.15
-    r_eff_range: tuple[float, float] = (0.3, 4.0)
-    morph_mix: dict = field(default_factory=lambda: dict(TABLE1_MIX))
+    stamp: int
+    pixel_scale: float
+    psf_fwhm: tuple[float, float]
+    psf_beta: float
+    noise_sigma: float
+    mag_range: tuple[float, float]
+    count_slope: float
+    r_eff_19: float
+    size_slope: float
+    size_scatter: float
+    r_eff_range: tuple[float, float]
+    morph_mix: dict
 
     @classmethod
     def from_config(cls, cfg: dict) -> GalaxySimConfig:
-        keys = cls.__dataclass_fields__
-        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in cfg.items() if k in keys}
-        return cls(**kw)
+        """From a complete ``blends.sim`` mapping plus ``stamp`` (as
+        :func:`catclean.blends.settings.stage_settings` builds it); every key required."""
+        missing = sorted(set(cls.__dataclass_fields__) - set(cfg))
+        if missing:
+            raise KeyError(f"blends.sim settings lack {missing}")
+        return cls(**{k: (tuple(v) if isinstance(v, list) else v)
+                      for k, v in cfg.items() if k in cls.__dataclass_fields__})
+
+    @classmethod
+    def from_preset(cls, name: str | None = None, **overrides) -> GalaxySimConfig:
+        """The simulator of a schema preset of ``blends`` with ``overrides``."""
+        from ..config import default_config
+        from .settings import stage_settings
+
+        cfg = default_config({"blends": {"preset": name}} if name else None)
+        return cls.from_config({**stage_settings(cfg)["sim"], **overrides})
 
 
 def _draw_mags(rng: np.random.Generator, n: int, lo: float, hi: float, slope: float):

@@ -19,12 +19,16 @@ E(B-V)    ebv                            extinction_r / 2.285         ebv (added
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 
+from .geometry import position_reason, valid_position
 from .schema import BANDS, NATIVE_COLUMNS, PREFIX
 
 LN10 = np.log(10.0)
+log = logging.getLogger(__name__)
 PS1_R = {"g": 3.172, "r": 2.271, "z": 1.217}  # Schlafly & Finkbeiner 2011, PS1 filters
 SDSS_R_r = 2.285
 
@@ -105,22 +109,31 @@ MAPPERS = {"legacy": _legacy, "sdss": _sdss, "ps1": _ps1}
 
 
 def nearest_neighbours(ra, dec, flux_r) -> tuple[np.ndarray, np.ndarray]:
-    """Separation (arcsec) to the nearest other source and its r-flux ratio to ours."""
+    """Separation (arcsec) to the nearest other source and its r-flux ratio to ours.
+
+    Only rows with a valid position (:func:`~.geometry.valid_position`) take part; the
+    others get NaN for both and are never anyone's neighbour.
+    """
     from astropy import units as u
     from astropy.coordinates import SkyCoord, match_coordinates_sky
 
+    ra, dec = np.asarray(ra, float), np.asarray(dec, float)
     n = len(ra)
-    if n < 2:
-        return np.full(n, np.nan), np.full(n, np.nan)
-    c = SkyCoord(np.asarray(ra) * u.deg, np.asarray(dec) * u.deg)
+    sep_out, ratio_out = np.full(n, np.nan), np.full(n, np.nan)
+    good = np.flatnonzero(valid_position(ra, dec))
+    if len(good) < 2:
+        return sep_out, ratio_out
+    c = SkyCoord(ra[good] * u.deg, dec[good] * u.deg)
     idx, sep, _ = match_coordinates_sky(c, c, nthneighbor=2)
-    f = np.asarray(flux_r, float)
+    f = np.asarray(flux_r, float)[good]
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(f > 0, f[idx] / f, np.nan)
-    return sep.arcsec, ratio
+        ratio_out[good] = np.where(f > 0, f[idx] / f, np.nan)
+    sep_out[good] = sep.arcsec
+    return sep_out, ratio_out
 
 
-def normalize(native: pd.DataFrame, survey: str, release: str, nside: int) -> pd.DataFrame:
+def normalize(native: pd.DataFrame, survey: str, release: str, nside: int,
+              hpx: int = -1) -> pd.DataFrame:
     """Map a native catalog of ``survey`` to the common schema.
 
     Parameters
@@ -131,6 +144,11 @@ def normalize(native: pd.DataFrame, survey: str, release: str, nside: int) -> pd
     survey, release : str
     nside : int
         HEALPix nside of the partitioning (nested).
+    hpx : int
+        The partition being normalized: the ``hpx`` of rows without a valid position
+        (NaN, infinite or out-of-range RA/Dec), which have no pixel of their own. Such
+        rows are kept (``cut_valid_position`` flags them later) and get NaN neighbour
+        columns; they never raise.
 
     Returns
     -------
@@ -172,9 +190,19 @@ def normalize(native: pd.DataFrame, survey: str, release: str, nside: int) -> pd
     out.insert(1, "survey", survey)
     out.insert(2, "release", release)
     hp = HEALPix(nside=nside, order="nested")
-    out["hpx"] = hp.lonlat_to_healpix(out["ra"].to_numpy(float) * u.deg,
-                                      out["dec"].to_numpy(float) * u.deg).astype("int64") \
-        if len(out) else np.zeros(0, dtype="int64")
+    ra, dec = out["ra"].to_numpy(float), out["dec"].to_numpy(float)
+    valid = valid_position(ra, dec)
+    pix = np.full(len(out), int(hpx), dtype="int64")
+    if valid.any():
+        pix[valid] = hp.lonlat_to_healpix(ra[valid] * u.deg, dec[valid] * u.deg)
+    out["hpx"] = pix
+    if not valid.all():
+        why = position_reason(ra, dec)
+        bad = np.flatnonzero(~valid)
+        log.warning(
+            "%s %s: %d row(s) without a valid position kept for cut_valid_position "
+            "(e.g. %s: %s)", survey, release, len(bad), out["source_id"].iloc[bad[0]],
+            why[bad[0]])
     out["nn_sep_arcsec"], out["nn_flux_ratio"] = nearest_neighbours(
         out["ra"], out["dec"], out["flux_r"])
     for col, dtype in (("truth_label", "str"), ("truth_id", "Int64"), ("truth_kind", "str"),

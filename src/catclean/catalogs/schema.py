@@ -54,6 +54,12 @@ COMMON_UNITS = {
 
 PREFIX = {"legacy": "ls_", "sdss": "sdss_", "ps1": "ps1_"}
 
+#: the data releases catclean knows for each survey: the live services' tables/endpoints
+#: (Data Lab ``ls_dr9/10.tractor``, SkyServer DR16-18, MAST PS1 DR2) and the synthetic
+#: sky's native columns. ``catclean.config.validate_config`` rejects any other
+#: ``surveys.<s>.release`` before a job runs; the providers check it again.
+RELEASES = {"legacy": ("dr9", "dr10"), "sdss": ("dr16", "dr17", "dr18"), "ps1": ("dr2",)}
+
 #: native position columns (deg) and native object id of each survey
 POSITION_COLUMNS = {"legacy": ("ra", "dec"), "sdss": ("ra", "dec"),
                     "ps1": ("raStack", "decStack")}

@@ -33,6 +33,10 @@ import pandas as pd
 CUTOUT_STATUS = ("ok", "blank", "off_footprint", "corrupt", "missing")
 
 
+class CutoutStoreError(OSError):
+    """A file of a cutout store is missing, truncated or corrupt; the message names it."""
+
+
 def write_store(path: str | os.PathLike, source_ids: Sequence[str], cutouts: np.ndarray,
                 status: Sequence[str], reason: Sequence[str] | None = None,
                 meta: dict | None = None, shard_size: int = 4096) -> Path:
@@ -107,8 +111,17 @@ class CutoutStore:
         index = self.path / "index.parquet"
         if not index.exists():
             raise FileNotFoundError(f"cutout store index not found: {index}")
-        self.index = pd.read_parquet(index)
-        self.meta = json.loads((self.path / "meta.json").read_text())
+        try:
+            self.index = pd.read_parquet(index)
+        except Exception as exc:
+            raise CutoutStoreError(f"cutout store index {index} unreadable: "
+                                   f"{type(exc).__name__}: {exc}") from None
+        meta = self.path / "meta.json"
+        try:
+            self.meta = json.loads(meta.read_text())
+        except (OSError, ValueError) as exc:
+            raise CutoutStoreError(f"cutout store metadata {meta} unreadable: "
+                                   f"{type(exc).__name__}: {exc}") from None
         self._pos = pd.Series(np.arange(len(self.index)), index=self.index["source_id"])
         self._shards: dict[int, np.ndarray] = {}
 
@@ -120,8 +133,28 @@ class CutoutStore:
         return tuple(self.meta["shape"])
 
     def _shard(self, k: int) -> np.ndarray:
+        """Shard ``k``, memory-mapped.
+
+        Raises
+        ------
+        CutoutStoreError
+            Naming the shard file when it is missing, truncated (numpy's own "mmap
+            length is greater than file size" names no file) or holds fewer rows than
+            the index says.
+        """
         if k not in self._shards:
-            self._shards[k] = np.load(self.path / f"shard-{k:05d}.npy", mmap_mode="r")
+            f = self.path / f"shard-{k:05d}.npy"
+            try:
+                arr = np.load(f, mmap_mode="r")
+            except Exception as exc:  # ValueError (truncated), OSError, EOFError
+                raise CutoutStoreError(f"cutout store shard {f} unreadable (truncated or "
+                                       f"corrupt): {type(exc).__name__}: {exc}") from None
+            need = int(self.index.loc[self.index["shard"] == k, "row"].max() + 1) \
+                if (self.index["shard"] == k).any() else 0
+            if arr.ndim != 1 + len(self.shape) or len(arr) < need:
+                raise CutoutStoreError(f"cutout store shard {f} holds {arr.shape}, the index "
+                                       f"needs {need} rows of {self.shape}")
+            self._shards[k] = arr
         return self._shards[k]
 
     def get(self, source_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

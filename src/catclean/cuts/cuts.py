@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..catalogs.geometry import valid_position
 from ..catalogs.schema import PS1_QF, SDSS_FLAGS
 
 BANDS = ("g", "r", "z")
@@ -71,6 +72,9 @@ def _common(f: Impl) -> dict:
 
 
 CUTS: list[Cut] = [
+    Cut("valid_position", "finite RA in [0, 360] deg and finite Dec in [-90, 90] deg "
+        "(a row without one is kept, never associated with a host)",
+        _common(lambda df, p: valid_position(df["ra"], df["dec"]))),
     Cut("r_max", "r <= r_max (extinction-corrected r mag)",
         _common(lambda df, p: df["mag_r"].to_numpy(float) <= p["r_max"])),
     Cut("surface_brightness",

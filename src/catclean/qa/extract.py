@@ -109,6 +109,41 @@ def read_exposure(path: str | Path):
     return exptime, hdul
 
 
+#: primary-header keyword giving the number of CCD extensions (MegaCam files carry it)
+CCD_COUNT_KEYWORD = "NEXTEND"
+
+
+def expected_ccds(hdul, plan_n_ccd: int | None = None) -> tuple[int, str]:
+    """How many CCD extensions the exposure should have, and where that number came from.
+
+    The primary header's ``NEXTEND`` (as MegaCam files carry it) wins; without it the
+    plan's count (``plan_n_ccd``, e.g. ``n_ccd`` of the exposure table); without both,
+    the extensions actually present (a truncation is then undetectable).
+    """
+    value = hdul[0].header.get(CCD_COUNT_KEYWORD)
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        n = -1
+    if n >= 1:
+        return n, f"{CCD_COUNT_KEYWORD}={n} in the primary header"
+    if plan_n_ccd is not None and int(plan_n_ccd) >= 1:
+        return int(plan_n_ccd), f"n_ccd={int(plan_n_ccd)} of the plan"
+    return len(hdul) - 1, "extensions present (no NEXTEND, no plan)"
+
+
+def read_ccd(hdu) -> tuple[np.ndarray | None, str]:
+    """CCD pixels as float32 and ``''``, or None and why the data cannot be read (a
+    truncated or corrupt extension)."""
+    try:
+        data = hdu.data
+    except Exception as exc:  # astropy: ValueError 'cannot reshape' on a cut extension
+        return None, f"{type(exc).__name__}: {exc}"
+    if data is None or data.ndim != 2:
+        return None, ""
+    return np.asarray(data, dtype=np.float32), ""
+
+
 def ccd_data(hdu) -> np.ndarray | None:
     """CCD pixels as native float32, or None when the extension cannot be decoded."""
     try:
@@ -245,15 +280,23 @@ def stellar_reference(r50: np.ndarray, snr: np.ndarray) -> float:
     return 2.0
 
 
-def _ccd_pixels(hdu) -> np.ndarray | None:
-    """One CCD's pixels (:func:`ccd_data`), dropping the HDU's cached copy so that
-    only the returned array holds them."""
-    data = ccd_data(hdu)
+def _read_and_measure(hdu, k: int, name: str, cfg: ExtractConfig, exptime: float,
+                      pixel_scale: float):
+    """Read CCD ``k`` (:func:`read_ccd`), drop the HDU's cached copy (so that only the
+    returned array holds the pixels) and measure it (:func:`measure_ccd`).
+
+    Returns ((status, reason, meas, info), pixels); an unreadable extension is a
+    'missing' CCD whose reason names the file.
+    """
+    data, err = read_ccd(hdu)
     try:
         del hdu.data  # astropy caches .data on the HDU; without this every CCD stays
     except Exception:  # noqa: BLE001 - nothing cached (unreadable extension)
         pass
-    return data
+    if err:
+        return ("missing", f"{name}: CCD {k} unreadable (truncated or corrupt): {err}",
+                None, None), None
+    return measure_ccd(data, cfg, exptime, pixel_scale), data
 
 
 def measure_ccd(data: np.ndarray | None, cfg: ExtractConfig, exptime: float,
@@ -287,15 +330,13 @@ def _worker_init(pixels: int) -> None:
     configure_sep(pixels)
 
 
-def _worker_ccd(path: str, k: int, cfg: ExtractConfig, exptime: float, pixel_scale: float):
-    """Pool task: open ``path`` lazily, read CCD ``k`` only, measure it."""
-    from astropy.io import fits
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
-            data = _ccd_pixels(hdul[k + 1])
-    return measure_ccd(data, cfg, exptime, pixel_scale)
+def _worker_ccd(path: str, k: int, cfg: ExtractConfig, pixel_scale: float):
+    """Pool task: open ``path`` as :func:`read_exposure` does, read CCD ``k`` only and
+    measure it (:func:`_read_and_measure`)."""
+    exptime, hdul = read_exposure(path)
+    with hdul:
+        return _read_and_measure(hdul[k + 1], k, Path(path).name, cfg, exptime,
+                                 pixel_scale)[0]
 
 
 def ccd_pool(n_workers: int, pixels: int = 4612 * 2048):
@@ -340,7 +381,7 @@ def _max_ccd_pixels(hdul) -> int:
 
 def process_exposure(path: str | Path, cfg: ExtractConfig, pixel_scale: float, expid=None,
                      truth: pd.DataFrame | None = None, keep_data: dict | None = None,
-                     pool=None):
+                     n_ccd: int | None = None, pool=None):
     """Extract sources from every CCD of one exposure (the extraction driver).
 
     CCDs are read one at a time (lazily, the previous one freed before the next is
@@ -359,13 +400,17 @@ def process_exposure(path: str | Path, cfg: ExtractConfig, pixel_scale: float, e
     keep_data : if a dict, the pixels of every usable CCD are stored in it (CCD index ->
         float32 array); this keeps every CCD in memory (serial path only). Prefer
         :class:`ExposurePixels`, which reads stamps lazily.
+    n_ccd : the plan's CCD count, used when the primary header lacks ``NEXTEND``
+        (:func:`expected_ccds`).
     pool : a :func:`ccd_pool`, or None to extract in this process.
 
     Returns
     -------
     ccds : pandas.DataFrame
-        One row per CCD: expid, ccd, status ('ok', 'dead', 'bad', 'empty'), reason,
-        globalback, globalrms (ADU), n_src, r_ref (pixels), exptime (s).
+        One row per *expected* CCD: expid, ccd, status ('ok', 'dead', 'bad', 'empty',
+        'missing'), reason, globalback, globalrms (ADU), n_src, r_ref (pixels), exptime
+        (s). A CCD absent from a truncated file, or whose data cannot be read, is a
+        ``missing`` row with a reason naming the file; it is never silently lost.
     sources : pandas.DataFrame
         One row per detection with :data:`catclean.qa.extract.MEASUREMENT_COLUMNS`,
         expid, ccd, r_ref, exptime, class_star (NaN for sep) and is_star (-1 unknown).
@@ -379,16 +424,18 @@ def process_exposure(path: str | Path, cfg: ExtractConfig, pixel_scale: float, e
         raise ValueError("keep_data needs the serial path (pool=None); use ExposurePixels")
     expid = Path(path).stem if expid is None else expid
     exptime, hdul = read_exposure(path)
+    name = Path(path).name
     ccd_rows, tables = [], []
     with hdul:
-        n_ccd = len(hdul) - 1
+        n_expected, source = expected_ccds(hdul, n_ccd)
+        n_present = len(hdul) - 1
         if pool is None:
             configure_sep(_max_ccd_pixels(hdul))
 
             def measured():
-                for k in range(n_ccd):
-                    data = _ccd_pixels(hdul[k + 1])
-                    res = measure_ccd(data, cfg, exptime, pixel_scale)
+                for k in range(n_present):
+                    res, data = _read_and_measure(hdul[k + 1], k, name, cfg, exptime,
+                                                  pixel_scale)
                     if keep_data is not None and res[0] == "ok":
                         keep_data[k] = data
                     del data
@@ -396,13 +443,18 @@ def process_exposure(path: str | Path, cfg: ExtractConfig, pixel_scale: float, e
 
             results = measured()
         else:
-            results = pool.map(_worker_ccd, [str(path)] * n_ccd, range(n_ccd),
-                               [cfg] * n_ccd, [exptime] * n_ccd, [pixel_scale] * n_ccd)
+            results = pool.map(_worker_ccd, [str(path)] * n_present, range(n_present),
+                               [cfg] * n_present, [pixel_scale] * n_present)
         for k, (status, reason, meas, info) in enumerate(results):
             row, t = _ccd_tables(expid, k, status, reason, meas, info, exptime, truth)
             ccd_rows.append(row)
             if t is not None:
                 tables.append(t)
+        for k in range(n_present, max(n_expected, n_present)):
+            row, _ = _ccd_tables(expid, k, "missing", None, None, None, exptime, truth)
+            row["reason"] = (f"{name}: CCD {k} absent: the file ends after {n_present} "
+                             f"of {n_expected} CCD extensions ({source}); truncated")
+            ccd_rows.append(row)
     ccds = pd.DataFrame(ccd_rows)
     sources = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(
         columns=["expid", "ccd", *list(MEAS_ALL)])

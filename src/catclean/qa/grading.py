@@ -130,7 +130,7 @@ def extract_sources(exposures: pd.DataFrame, truth: pd.DataFrame | None, extract
                 tt = truth[truth["expid"] == rec.expid]
             try:
                 ccds, src = process_exposure(rec.path, cfg, pixel_scale, expid=rec.expid,
-                                             truth=tt, pool=pool)
+                                             truth=tt, n_ccd=_plan_n_ccd(rec), pool=pool)
             except QAInputError as exc:
                 fails.append({"expid": rec.expid, "status": "failed", "reason": str(exc)})
                 continue
@@ -148,6 +148,15 @@ def extract_sources(exposures: pd.DataFrame, truth: pd.DataFrame | None, extract
     sources = pd.concat(src_tabs, ignore_index=True) if src_tabs else pd.DataFrame()
     fails = pd.DataFrame(fails, columns=["expid", "status", "reason"])
     return ccds, sources, fails
+
+
+def _plan_n_ccd(rec) -> int | None:
+    """The plan's CCD count of an exposure record (``n_ccd``), if it has a valid one."""
+    n = getattr(rec, "n_ccd", None)
+    try:
+        return int(n) if n is not None and np.isfinite(float(n)) else None
+    except (TypeError, ValueError):
+        return None
 
 
 # ------------------------------------------------------------------------- stellarity
@@ -420,7 +429,7 @@ def grade_rows(expids, ccds: pd.DataFrame, sources: pd.DataFrame, stellarity: np
         row["n_dead_ccd"] = int((cc["status"] == "dead").sum())
         row["exptime"] = float(cc["exptime"].iloc[0]) if len(cc) else np.nan
         problems = [f"ccd {int(r.ccd)}: {r.reason}" for r in cc.itertuples()
-                    if r.status in ("bad", "empty")]
+                    if r.status in ("bad", "empty", "missing")]
         sel = src_exp == e
         fw, el, npsf = classical_metrics(sources[sel] if len(sources) else sources,
                                          stellarity[sel], pixel_scale)

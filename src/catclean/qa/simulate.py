@@ -546,6 +546,7 @@ def make_exposure(row: dict, path: str | Path, cfg: SimConfig, seed: int):
         Path(path).write_bytes(raw[:4000] + b"\x00garbage" * 64)
     rec = asdict(params)
     rec.update({"split": row["split"], "defect": defect, "n_dead_ccd": len(params.dead_ccds),
+                "n_ccd": int(cfg.n_ccd),
                 "path": str(path), "bgp": ",".join(sorted(params.bgp)) or ""})
     rec["dead_ccds"] = ",".join(map(str, params.dead_ccds))
     rec["bgp_ccd_amp"] = ",".join(f"{a:.4f}" for a in params.bgp_ccd_amp)

@@ -3,6 +3,6 @@
 TensorFlow / Keras are imported lazily inside the functions that need them.
 """
 
-from .model import PAPER_STAGES, ShredArch, build_shred_cnn
+from .model import ShredArch, build_shred_cnn
 
-__all__ = ["PAPER_STAGES", "ShredArch", "build_shred_cnn"]
+__all__ = ["ShredArch", "build_shred_cnn"]

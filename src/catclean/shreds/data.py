@@ -185,25 +185,74 @@ def synthetic_training_set(n_hosts: int, seed: int, z_range=(0.005, 0.02),
     return images[keep], labels[keep], meta.iloc[keep].reset_index(drop=True)
 
 
+class ImageReadError(OSError):
+    """An image file cannot be read (truncated, not an image); the message names it."""
+
+
 def read_rgb_image(path, size: int = 128) -> np.ndarray:
-    """Read a PNG/JPEG cutout as uint8 (size, size, 3); other sizes are resized (area)."""
+    """Read a PNG/JPEG cutout as uint8 (size, size, 3); other sizes are resized (area).
+
+    Raises
+    ------
+    ImageReadError
+        Naming the file, when it is missing, truncated or not an image (PIL's own
+        ``OSError: image file is truncated`` names no file).
+    """
     from PIL import Image
 
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        if im.size != (size, size):
-            im = im.resize((size, size), Image.BOX)
-        return np.asarray(im, dtype=np.uint8)
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            if im.size != (size, size):
+                im = im.resize((size, size), Image.BOX)
+            return np.asarray(im, dtype=np.uint8)
+    except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, ...
+        raise ImageReadError(f"cannot read image {path}: {type(exc).__name__}: {exc}"
+                             ) from None
+
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".PNG", ".JPG")
+
+
+def labeled_image_path(image_dir, source_id: str, csv_path, row: int) -> Path | None:
+    """The image of one CSV row, resolved, or None when there is none.
+
+    Raises
+    ------
+    ValueError
+        Naming the CSV file, row and ``source_id`` when the resolved path (after ``..``
+        and symbolic links) leaves ``image_dir``, e.g. ``source_id: ../x``.
+    """
+    root = Path(image_dir).resolve()
+    for ext in IMAGE_EXTENSIONS:
+        p = (root / f"{source_id}{ext}").resolve()
+        if not p.is_relative_to(root):
+            raise ValueError(f"{csv_path} row {row} (source_id {source_id!r}): image path "
+                             f"{p} is outside the image directory {root}")
+        if p.exists():
+            return p
+    return None
 
 
 def load_labeled_images(csv_path, image_dir, size: int = 128
                         ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
     """Load the user's labeled cutouts (CSV ``source_id,label`` + PNG/JPEG images).
 
+    Each image path is resolved and must stay inside ``image_dir``. An image that
+    exists but cannot be read (truncated, not an image) is skipped with a reason, logged
+    and listed in ``meta.attrs["skipped"]`` (``row``, ``source_id``, ``reason``); the
+    other images load.
+
+    Returns
+    -------
+    images : uint8 (n, size, size, 3), labels : int8 (n,), meta : pandas.DataFrame
+        The rows whose image loaded, in CSV order.
+
     Raises
     ------
     ValueError
-        Naming the rows with unknown labels or missing images.
+        Naming the rows with unknown labels, missing images or a path outside the image
+        directory, or when no image at all could be read.
     """
     table = pd.read_csv(csv_path, dtype={"source_id": str})
     if not {"source_id", "label"} <= set(table.columns):
@@ -214,17 +263,26 @@ def load_labeled_images(csv_path, image_dir, size: int = 128
         bad = table.loc[lab.isna(), "source_id"].tolist()[:5]
         raise ValueError(f"{csv_path}: labels must be galaxy/shred or 0/1 (bad rows: {bad})")
     image_dir = Path(image_dir)
-    images, missing = [], []
-    for sid in table["source_id"]:
-        for ext in (".png", ".jpg", ".jpeg", ".PNG", ".JPG"):
-            p = image_dir / f"{sid}{ext}"
-            if p.exists():
-                images.append(read_rgb_image(p, size))
-                break
-        else:
+    images, keep, missing, skipped = [], [], [], []
+    for i, sid in enumerate(table["source_id"].astype(str)):
+        p = labeled_image_path(image_dir, sid, csv_path, i + 2)  # row 1 is the header
+        if p is None:
             missing.append(sid)
+            continue
+        try:
+            images.append(read_rgb_image(p, size))
+        except ImageReadError as exc:
+            log.warning("%s row %d: skipped: %s", csv_path, i + 2, exc)
+            skipped.append({"row": i + 2, "source_id": sid, "reason": str(exc)})
+            continue
+        keep.append(i)
     if missing:
         raise ValueError(f"{len(missing)} labeled sources have no image in {image_dir} "
                          f"(e.g. {missing[:3]}); expected <source_id>.png or .jpg")
+    if not images:
+        raise ValueError(f"{csv_path}: no labeled image could be read "
+                         f"(e.g. {skipped[0]['reason'] if skipped else 'none listed'})")
     meta = table.assign(truth_label=np.where(lab.to_numpy() == 1, "shred", "galaxy"))
-    return np.stack(images), lab.to_numpy(np.int8), meta
+    meta = meta.iloc[keep].reset_index(drop=True)
+    meta.attrs["skipped"] = pd.DataFrame(skipped, columns=["row", "source_id", "reason"])
+    return np.stack(images), lab.to_numpy(np.int8)[keep], meta

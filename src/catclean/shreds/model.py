@@ -24,15 +24,7 @@ size, ours or the published one -- takes the same input: the 128 x 128 RGB cutou
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-
-#: per stage: (filters, (kernel conv 1, kernel conv 2), (padding 1, padding 2), pool)
-PAPER_STAGES = (
-    (32, (3, 3), ("same", "valid"), 2),
-    (64, (3, 3), ("same", "valid"), 2),
-    (128, (3, 3), ("valid", "valid"), 2),
-    (512, (3, 5), ("valid", "valid"), 4),
-)
+from dataclasses import asdict, dataclass
 
 
 @dataclass
@@ -51,17 +43,18 @@ class ShredArch:
     dense : tuple of int
         Units of the two fully connected layers (paper: 2048, 1024).
     stages : tuple
-        ``(filters, kernels, paddings, pool)`` per stage, see :data:`PAPER_STAGES`.
+        ``(filters, (kernel 1, kernel 2), (padding 1, padding 2), pool)`` per stage; the
+        paper's four stages are the ``paper`` preset's (``shreds.presets.paper.stages``).
     dropout : float
         Dropout rate after every stage (paper: 0.2).
     """
 
-    input_size: int = 128
-    cutout_size: int = 128
-    width: float = 1.0
-    dense: tuple = (2048, 1024)
-    stages: tuple = field(default=PAPER_STAGES)
-    dropout: float = 0.2
+    input_size: int
+    cutout_size: int
+    width: float
+    dense: tuple
+    stages: tuple
+    dropout: float
 
     @classmethod
     def from_config(cls, cfg: dict) -> ShredArch:
@@ -71,6 +64,14 @@ class ShredArch:
         return cls(input_size=int(cfg["input_size"]), cutout_size=int(cfg["cutout_size"]),
                    width=float(cfg["width"]), dense=tuple(int(d) for d in cfg["dense"]),
                    stages=stages, dropout=float(cfg["dropout"]))
+
+    @classmethod
+    def from_preset(cls, name: str | None = None, **overrides) -> ShredArch:
+        """A schema preset of ``shreds.presets`` (``paper``: the published network) with
+        ``overrides`` (:func:`catclean.config.schema_preset`)."""
+        from ..config import schema_preset
+
+        return cls.from_config({**schema_preset("shreds", name), **overrides})
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -97,7 +98,7 @@ class ShredArch:
         return out
 
 
-def build_shred_cnn(arch: ShredArch | None = None, name: str = "shred_cnn"):
+def build_shred_cnn(arch: ShredArch, name: str = "shred_cnn"):
     """Build (uncompiled) the shred CNN.
 
     Input: float32 (cutout_size, cutout_size, 3) in [0, 1]; output: softmax (2,), class 1
@@ -106,7 +107,6 @@ def build_shred_cnn(arch: ShredArch | None = None, name: str = "shred_cnn"):
     import keras
     from keras import layers
 
-    arch = arch or ShredArch()
     inp = keras.Input((arch.cutout_size, arch.cutout_size, 3), name="rgb")
     x = inp
     if arch.input_size != arch.cutout_size:

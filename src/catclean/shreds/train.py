@@ -33,30 +33,42 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 @dataclass
 class TrainConfig:
-    """Training hyper-parameters (paper 001 Sec. 2.2 defaults)."""
+    """Training hyper-parameters of one ``shreds.presets`` entry (paper 001 Sec. 2.2).
 
-    learning_rate: float = 1e-3
-    batch_size: int = 32
-    max_epochs: int = 100
-    patience: int = 5
-    folds: int = 5
-    run_folds: int | None = None  # train only the first n folds (time budget); None = all
-    test_fraction: float = 0.2
-    rotate90: bool = True
-    flip: bool = True
-    rotate_any: bool = False  # arbitrary-angle rotations (reflect fill) on top of 90 deg
-    threads: int = 2  # the job's threads: recorded in cv.json (catclean.runtime sets them)
-    seed: int = 0
-    max_seconds: float | None = None  # wall-clock cap per fold (best weights kept)
+    No field has a default here: the values come from the schema's presets
+    (:meth:`from_config`, or :meth:`from_preset` outside the workflow).
+    """
+
+    learning_rate: float
+    batch_size: int
+    max_epochs: int
+    patience: int
+    folds: int
+    run_folds: int | None  # train only the first n folds (time budget); None = all
+    test_fraction: float
+    rotate90: bool
+    flip: bool
+    rotate_any: bool  # arbitrary-angle rotations (reflect fill) on top of 90 deg
+    threads: int  # the job's threads: recorded in cv.json (catclean.runtime sets them)
+    seed: int
+    max_seconds: float | None  # wall-clock cap per fold (best weights kept)
     # Keras dtype policy: 'float32', or 'mixed_bfloat16' (bf16 convolutions, float32
     # weights and softmax): ~3x faster on CPUs with AVX512-BF16/AMX and on GPUs
-    precision: str = "float32"
+    precision: str
 
     @classmethod
     def from_config(cls, cfg: dict, seed: int, threads: int) -> TrainConfig:
         """From a complete preset of ``shreds.presets`` (every key filled by the schema)."""
         keys = set(cls.__dataclass_fields__) - {"seed", "threads"}
         return cls(seed=int(seed), threads=int(threads), **{k: cfg[k] for k in keys})
+
+    @classmethod
+    def from_preset(cls, name: str | None = None, seed: int = 0, threads: int = 1,
+                    **overrides) -> TrainConfig:
+        """A schema preset (:func:`catclean.config.schema_preset`) with ``overrides``."""
+        from ..config import schema_preset
+
+        return cls.from_config({**schema_preset("shreds", name), **overrides}, seed, threads)
 
 
 def group_split(n: int, groups: np.ndarray | None, fraction: float,

@@ -16,6 +16,7 @@ of one survey (:class:`~catclean.sky.surveys.SurveySpec`), in nanomaggies (AB ze
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import galsim
 import numpy as np
@@ -321,25 +322,68 @@ def write_field_fits(fld: Field, path) -> None:
     os.replace(tmp, path)
 
 
+class FieldReadError(ValueError):
+    """A field FITS file is missing, truncated or lacks an extension / header keyword;
+    the message names the file and the key."""
+
+
 def read_field_fits(path) -> Field:
-    """Read a field written by :func:`write_field_fits`."""
+    """Read a field written by :func:`write_field_fits`.
+
+    Raises
+    ------
+    FieldReadError
+        Naming the file, and the extension or keyword when one is missing
+        (``IMAGE_R``, ``PSF_FWHM``, ...), or the reason it cannot be read.
+    """
     from astropy.io import fits
     from astropy.table import Table
 
-    with fits.open(path, memmap=False) as hdul:
-        prim = hdul[0].header
-        wcs = WCS(hdul["IMAGE_R"].header)
-        images, ivar, mask, nobs, psf = {}, {}, {}, {}, {}
-        for band in BANDS:
-            B = band.upper()
-            images[band] = hdul[f"IMAGE_{B}"].data.astype(np.float32)
-            psf[band] = float(hdul[f"IMAGE_{B}"].header["PSF_FWHM"])
-            ivar[band] = hdul[f"IVAR_{B}"].data.astype(np.float32)
-            mask[band] = hdul[f"MASK_{B}"].data.astype(np.int16)
-            nobs[band] = hdul[f"NOBS_{B}"].data.astype(np.int16)
-        owner = hdul["OWNER"].data.astype(np.int64)
-        truth = Table(hdul["TRUTH"].data).to_pandas()
+    path = Path(path)
+    if not path.exists():
+        raise FieldReadError(f"field file not found: {path}")
+    try:
+        hdul = fits.open(path, memmap=False)
+    except Exception as exc:
+        raise FieldReadError(f"field file {path} unreadable: {type(exc).__name__}: {exc}"
+                             ) from None
+    with hdul:
+        have = [h.name for h in hdul]
+
+        def ext(name: str):
+            try:
+                return hdul[name]
+            except (KeyError, IndexError):
+                raise FieldReadError(f"field file {path} lacks extension {name!r} "
+                                     f"(has {have})") from None
+
+        def key(header, name: str, where: str):
+            try:
+                return header[name]
+            except KeyError:
+                raise FieldReadError(f"field file {path}: extension {where} lacks header "
+                                     f"keyword {name!r}") from None
+
+        try:
+            prim = hdul[0].header
+            wcs = WCS(ext("IMAGE_R").header)
+            images, ivar, mask, nobs, psf = {}, {}, {}, {}, {}
+            for band in BANDS:
+                B = band.upper()
+                images[band] = ext(f"IMAGE_{B}").data.astype(np.float32)
+                psf[band] = float(key(ext(f"IMAGE_{B}").header, "PSF_FWHM", f"IMAGE_{B}"))
+                ivar[band] = ext(f"IVAR_{B}").data.astype(np.float32)
+                mask[band] = ext(f"MASK_{B}").data.astype(np.int16)
+                nobs[band] = ext(f"NOBS_{B}").data.astype(np.int16)
+            owner = ext("OWNER").data.astype(np.int64)
+            truth = Table(ext("TRUTH").data).to_pandas()
+            survey = key(prim, "SURVEY", "PRIMARY")
+        except FieldReadError:
+            raise
+        except Exception as exc:  # truncated data: 'cannot reshape array', None.astype
+            raise FieldReadError(f"field file {path} unreadable (truncated or corrupt): "
+                                 f"{type(exc).__name__}: {exc}") from None
         meta = {"center_ra": prim.get("CENTER_R"), "npix": prim.get("NPIX"),
                 "pixscale": prim.get("PIXSCALE")}
-    return Field(survey=prim["SURVEY"], wcs=wcs, images=images, ivar=ivar, maskbits=mask,
+    return Field(survey=survey, wcs=wcs, images=images, ivar=ivar, maskbits=mask,
                  nobs=nobs, psf_fwhm=psf, owner=owner, model_r=None, truth=truth, meta=meta)

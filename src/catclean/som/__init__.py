@@ -7,7 +7,6 @@ per-source table), :mod:`.plots` (prototype grid, hit map, annotation map).
 """
 
 from .core import (
-    PAPER_SCHEDULE,
     SOM,
     MapResult,
     SOMSettings,
@@ -21,7 +20,6 @@ from .core import (
 from .transforms import TransformPlan, make_plan
 
 __all__ = [
-    "PAPER_SCHEDULE",
     "SOM",
     "MapResult",
     "SOMSettings",

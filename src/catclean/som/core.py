@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -59,16 +59,8 @@ class Stage:
 
     sigma: float
     damping: float
-    numrot: int = 360
-    epochs: int = 1
-
-
-#: Paper 004 Table 3 (10x10 VLASS SOM): sigma, learning rate, rotations, iterations.
-PAPER_SCHEDULE = (
-    Stage(2.5, 0.1, 180, 5),
-    Stage(1.5, 0.05, 180, 5),
-    Stage(0.7, 0.05, 360, 10),
-)
+    numrot: int
+    epochs: int
 
 
 @dataclass
@@ -87,7 +79,7 @@ class SOMSettings:
     neighbourhood : {"gaussian", "unitygaussian", "mexicanhat"}
         Distribution function (``--dist-func``); paper Sec. 8 uses ``unitygaussian``.
     schedule : list of Stage
-        Training cycles; default paper Table 3.
+        Training cycles (the ``paper`` preset holds paper 004 Table 3's).
     flip : bool
         Use mirrored transforms (``--flip-off`` turns them off).
     neuron_dim, ed_dim : int or None
@@ -102,19 +94,32 @@ class SOMSettings:
         Shuffle image order each epoch (``--input-shuffle-off`` turns it off).
     """
 
-    rows: int = 10
-    cols: int = 10
-    layout: str = "cartesian"
-    periodic: bool = False
-    neighbourhood: str = "unitygaussian"
-    schedule: list = field(default_factory=lambda: [Stage(**asdict(s)) for s in PAPER_SCHEDULE])
-    flip: bool = True
-    neuron_dim: int | None = None
-    ed_dim: int | None = None
-    ed_shape: str = "quadratic"
-    init: str = "random"
-    max_update_distance: float = 0.0
-    shuffle: bool = True
+    rows: int
+    cols: int
+    layout: str
+    periodic: bool
+    neighbourhood: str
+    schedule: list
+    flip: bool
+    neuron_dim: int | None
+    ed_dim: int | None
+    ed_shape: str
+    init: str
+    max_update_distance: float
+    shuffle: bool
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> SOMSettings:
+        """The SOM fields of a complete ``som.presets`` entry (every key from the schema)."""
+        return cls(**{f.name: cfg[f.name] for f in fields(cls)})
+
+    @classmethod
+    def from_preset(cls, name: str | None = None, **overrides) -> SOMSettings:
+        """A schema preset of ``som`` (``paper``: Table 3) with ``overrides``
+        (:func:`catclean.config.schema_preset`)."""
+        from ..config import schema_preset
+
+        return cls.from_config({**schema_preset("som", name), **overrides})
 
     def __post_init__(self):
         self.schedule = [s if isinstance(s, Stage) else Stage(**s) for s in self.schedule]
@@ -389,7 +394,7 @@ def init_weights(
 
 def train_som(
     images,
-    settings: SOMSettings | dict | None = None,
+    settings: SOMSettings | dict,
     seed: int = 0,
     initial: SOM | np.ndarray | None = None,
     progress=None,
@@ -401,8 +406,9 @@ def train_som(
     images : array_like, (N, H, W) or (N, C, H, W)
         Preprocessed images (Sec. 3: [0, 1] scaled, channel weighted). Images with
         non-finite pixels or constant value are skipped (see :func:`image_reasons`).
-    settings : SOMSettings or dict, optional
-        Hyper-parameters; default paper Table 3 schedule on a 10x10 cartesian lattice.
+    settings : SOMSettings or dict
+        Hyper-parameters (a dict: a complete ``som.presets`` entry;
+        ``SOMSettings.from_preset("paper")`` is paper 004 Table 3 on a 10x10 lattice).
     seed : int
         Seed of the numpy ``Generator`` for initialisation and per-epoch shuffles;
         results are bit-identical for the same seed, data and BLAS thread count.
@@ -415,7 +421,7 @@ def train_som(
     -------
     SOM
     """
-    st = settings if isinstance(settings, SOMSettings) else SOMSettings(**(settings or {}))
+    st = settings if isinstance(settings, SOMSettings) else SOMSettings.from_config(settings)
     imgs = as_image_stack(images)
     ok = np.array([r is None for r in image_reasons(imgs)], dtype=bool)
     imgs = imgs[ok]

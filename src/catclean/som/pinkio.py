@@ -324,8 +324,10 @@ def load_som(path, settings=None, image_dim: int | None = None):
             meta = json.loads(line[len(SETTINGS_TAG) :])
     st = settings if settings is not None else meta.get("settings")
     if st is None:
+        # a file PINK itself wrote: its lattice, and the paper preset for the rest
         rows, cols = (pf.dims + (1,))[:2]
-        st = {"rows": rows, "cols": cols, "layout": "hexagonal" if pf.layout else "cartesian"}
+        st = SOMSettings.from_preset("paper", rows=rows, cols=cols,
+                                     layout="hexagonal" if pf.layout else "cartesian")
     st = st if isinstance(st, SOMSettings) else SOMSettings(**st)
     dim = image_dim or meta.get("image_dim") or int((w.shape[-1] - 1) / np.sqrt(2.0))
     return SOM(weights=w, settings=st, image_dim=int(dim))

@@ -25,7 +25,8 @@ from scipy import ndimage
 
 @dataclass
 class PreprocessSettings:
-    """Preprocessing options (paper 004 Sec. 3.1; defaults = Sec. 8.1 recipe).
+    """Preprocessing options (paper 004 Sec. 3.1; the schema's presets follow the Sec. 8.1
+    recipe).
 
     Attributes
     ----------
@@ -49,15 +50,22 @@ class PreprocessSettings:
         Multiply each channel after scaling (Sec. 3.1 step 5); None = 1 for every channel.
     """
 
-    min_snr: float | None = 2.0
-    clip_rounds: int = 2
-    clip_sigma: float = 3.0
-    stretch: str | None = "log"
-    asinh_scale: float = 1.0
-    islands: str = "central"
-    per_island: bool = False
-    min_island_pixels: int = 1
-    channel_weights: list | None = None
+    min_snr: float | None
+    clip_rounds: int
+    clip_sigma: float
+    stretch: str | None
+    asinh_scale: float
+    islands: str
+    per_island: bool
+    min_island_pixels: int
+    channel_weights: list | None
+
+    @classmethod
+    def from_preset(cls, name: str | None = None, **overrides) -> PreprocessSettings:
+        """The ``preprocess`` mapping of a schema preset of ``som`` with ``overrides``."""
+        from ..config import schema_preset
+
+        return cls(**{**schema_preset("som", name)["preprocess"], **overrides})
 
 
 def rms_estimate(data, clip_rounds: int = 2, clip_sigma: float = 3.0) -> float:
@@ -157,14 +165,15 @@ def _channel(img: np.ndarray, st: PreprocessSettings) -> tuple[np.ndarray, str |
     return out.astype(np.float32), None
 
 
-def preprocess_image(image, settings: PreprocessSettings | None = None):
+def preprocess_image(image, settings: PreprocessSettings):
     """Preprocess one cutout (paper 004 Sec. 3.1).
 
     Parameters
     ----------
     image : array_like, (H, W) or (C, H, W)
         Raw cutout pixels (any flux unit; only ratios to the rms matter).
-    settings : PreprocessSettings, optional
+    settings : PreprocessSettings
+        From a ``som.presets`` entry (:meth:`PreprocessSettings.from_preset`).
 
     Returns
     -------
@@ -172,7 +181,7 @@ def preprocess_image(image, settings: PreprocessSettings | None = None):
     reason : str or None
         None when usable, else 'nan_pixels', 'blank_image' or 'no_signal'.
     """
-    st = settings or PreprocessSettings()
+    st = settings
     a = np.asarray(image, dtype=np.float64)
     if a.ndim == 2:
         a = a[None]
@@ -192,13 +201,14 @@ def preprocess_image(image, settings: PreprocessSettings | None = None):
     return out, reason
 
 
-def preprocess_images(images, settings: PreprocessSettings | dict | None = None):
+def preprocess_images(images, settings: PreprocessSettings | dict):
     """Preprocess a stack of cutouts.
 
     Parameters
     ----------
     images : array_like, (N, H, W) or (N, C, H, W)
-    settings : PreprocessSettings or dict, optional
+    settings : PreprocessSettings or dict
+        A dict must hold every field (a ``som.presets`` entry's ``preprocess``).
 
     Returns
     -------
@@ -208,7 +218,7 @@ def preprocess_images(images, settings: PreprocessSettings | dict | None = None)
     st = (
         settings
         if isinstance(settings, PreprocessSettings)
-        else PreprocessSettings(**(settings or {}))
+        else PreprocessSettings(**settings)
     )
     a = np.asarray(images)
     if a.ndim == 3:

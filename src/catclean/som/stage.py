@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +45,7 @@ _BANDS = {"g": 0, "r": 1, "z": 2}
 
 def som_settings(settings: dict) -> SOMSettings:
     """The :class:`SOMSettings` part of a preset."""
-    return SOMSettings(**{f.name: settings[f.name] for f in fields(SOMSettings)})
+    return SOMSettings.from_config(settings)
 
 
 def resample(cubes: np.ndarray, image_dim: int) -> np.ndarray:

@@ -10,7 +10,9 @@ recursively. All requests go through the service's :class:`catclean.net.Fetcher`
 native object id and filtered exactly with
 :func:`~catclean.catalogs.geometry.in_cones_and_pixel` (the same rule as the synthetic
 provider), then sorted by position, so the output does not depend on how the queries
-were split.
+were split. A row the service returns with a NaN, infinite or out-of-range position has
+no pixel: it stays in the partition whose query returned it (logged), and
+``cut_valid_position`` flags it; it is never dropped.
 
 Safety: query text is built only from finite floats and integers formatted by
 :func:`num` / :func:`integer` and from the fixed column lists in
@@ -29,9 +31,9 @@ import re
 import numpy as np
 import pandas as pd
 
-from ...net import Fetcher, ParseError, SchemaError, ServiceError, ServiceSettings
+from ...net import Fetcher, ParseError, SchemaError, ServiceError, ServiceSettings, redact
 from ..base import CatalogProvider
-from ..geometry import in_cones_and_pixel
+from ..geometry import in_cones_and_pixel, valid_position
 from ..planner import Unit, plan_units, split_unit
 from ..schema import _NATIVE_INT, _NATIVE_STR, ID_COLUMN, NATIVE_COLUMNS, POSITION_COLUMNS
 
@@ -262,8 +264,15 @@ class LiveProvider(CatalogProvider):
                                  self.service, self.columns)
         out = out.drop_duplicates(subset=[ID_COLUMN[self.survey]]).reset_index(drop=True)
         rac, decc = POSITION_COLUMNS[self.survey]
-        keep = in_cones_and_pixel(out[rac].to_numpy(float), out[decc].to_numpy(float),
-                                  cones, int(hpx), int(nside))
+        ra, dec = out[rac].to_numpy(float), out[decc].to_numpy(float)
+        # a row without a valid position came back from this partition's query: keep it
+        # here (cut_valid_position flags it downstream), never drop it silently
+        keep = in_cones_and_pixel(ra, dec, cones, int(hpx), int(nside), keep_invalid=True)
+        n_bad = int((~valid_position(ra, dec)).sum())
+        if n_bad:
+            log.warning("%s %s hpx=%d: %d row(s) with NaN/out-of-range position kept in "
+                        "this partition and flagged (cut_valid_position)", self.survey,
+                        self.release, hpx, n_bad)
         out = out[keep]
         out = out.sort_values([rac, decc], kind="stable").reset_index(drop=True)
         log.info("%s %s hpx=%d: %d requests (%d answered from cache), %d rows kept",
@@ -273,7 +282,7 @@ class LiveProvider(CatalogProvider):
 
     def describe(self) -> dict:
         recs = sorted(self._records, key=lambda r: r["query_sha256"] or "")
-        return {**super().describe(), "service": self.service, "url": self.settings.url,
+        return {**super().describe(), "service": self.service, "url": redact(self.settings.url),
                 "row_limit": self.settings.row_limit,
                 "query": [r["query"] for r in recs],
                 "responses": [{k: r[k] for k in ("url", "query_sha256", "sha256",

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ...net import ParseError, SchemaError
+from ..schema import RELEASES
 from .base import LiveProvider, integer, num, parse_csv
 
 #: release -> Data Lab table
@@ -62,7 +63,7 @@ class LegacyTAPProvider(LiveProvider):
     """
 
     service = "datalab"
-    releases = tuple(LEGACY_TABLES)
+    releases = RELEASES["legacy"]
     formats = ("votable", "csv")
 
     def adql(self, unit, limit: int) -> str:

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 
 from ...net import ParseError
-from ..schema import NATIVE_COLUMNS
+from ..schema import NATIVE_COLUMNS, RELEASES
 from .base import LiveProvider, integer, num, parse_csv, query_string, text
 
 #: MAST catalogs API releases of the PS1 stack table
-PS1_RELEASES = ("dr2",)
+PS1_RELEASES = RELEASES["ps1"]
 
 
 def parse_mast_json(body: bytes, service: str = "mast") -> pd.DataFrame:

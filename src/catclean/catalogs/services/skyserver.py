@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from ..schema import RELEASES
 from .base import LiveProvider, integer, num, parse_csv
 
 #: SkyServer releases with the SqlSearch endpoint and the PhotoPrimary view
-SDSS_RELEASES = ("dr16", "dr17", "dr18")
+SDSS_RELEASES = RELEASES["sdss"]
 
 
 class SDSSSkyServerProvider(LiveProvider):
