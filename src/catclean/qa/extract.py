@@ -10,6 +10,7 @@ returns the same columns. Both return one table per CCD with the columns of
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -330,13 +331,25 @@ def _worker_init(pixels: int) -> None:
     configure_sep(pixels)
 
 
+#: the exposure a pool worker has open: ((path, mtime_ns, size), exptime, hdul)
+_WORKER_OPEN: list = []
+
+
 def _worker_ccd(path: str, k: int, cfg: ExtractConfig, pixel_scale: float):
-    """Pool task: open ``path`` as :func:`read_exposure` does, read CCD ``k`` only and
-    measure it (:func:`_read_and_measure`)."""
-    exptime, hdul = read_exposure(path)
-    with hdul:
-        return _read_and_measure(hdul[k + 1], k, Path(path).name, cfg, exptime,
-                                 pixel_scale)[0]
+    """Pool task: read CCD ``k`` of ``path`` only and measure it (:func:`_read_and_measure`).
+
+    The file is opened as :func:`read_exposure` does, once per worker and exposure (the
+    open file is kept for the worker's next CCD of the same, unchanged, file).
+    """
+    st = os.stat(path)
+    key = (path, st.st_mtime_ns, st.st_size)
+    if not _WORKER_OPEN or _WORKER_OPEN[0][0] != key:
+        while _WORKER_OPEN:
+            _WORKER_OPEN.pop()[2].close()
+        exptime, hdul = read_exposure(path)
+        _WORKER_OPEN.append((key, exptime, hdul))
+    _, exptime, hdul = _WORKER_OPEN[0]
+    return _read_and_measure(hdul[k + 1], k, Path(path).name, cfg, exptime, pixel_scale)[0]
 
 
 def ccd_pool(n_workers: int, pixels: int = 4612 * 2048):
