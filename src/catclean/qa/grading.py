@@ -539,6 +539,8 @@ class Grader:
         self.pool = ccd_pool(self.workers) if self.workers > 1 else None
         self.stellarity = Stellarity.load(stellarity_path)
         self.som, extra = BatchSOM.load(som_path)
+        # load the fused BMU kernel now (numba's on-disk cache), not in the first exposure
+        self.som.bmu(np.zeros((1, self.som.weights.shape[1]), np.float32))
         self.unit_cluster = extra["unit_cluster"]
         self.n_clusters = int(self.unit_cluster.max() + 1)
         self.model = load_model(model_path)
