@@ -7,7 +7,8 @@ log = rule_setup(snakemake)
 extract = snakemake.params.extract
 ccds, sources, failures = extract_sources(
     read_parquet(snakemake.input.exposures), read_parquet(snakemake.input.truth), extract,
-    snakemake.params.pixel_scale, progress=lambda r: log.info("extracted %s", r.expid))
+    snakemake.params.pixel_scale, progress=lambda r: log.info("extracted %s", r.expid),
+    workers=snakemake.threads)
 prov = provenance(snakemake.config, stage="qa", step="extract_sources",
                   backend=extract["backend"])
 write_parquet(ccds, snakemake.output.ccds, units=UNITS["ccds"], prov=prov)

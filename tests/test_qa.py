@@ -9,7 +9,15 @@ import pytest
 from catclean.config import default_config
 from catclean.qa import CLASSES
 from catclean.qa.combiner import ccd_evidence, combine_ccds, fit_combiner
-from catclean.qa.extract import ExtractConfig, QAInputError, process_exposure, read_exposure
+from catclean.qa.extract import (
+    ExposurePixels,
+    ExtractConfig,
+    QAInputError,
+    ccd_data,
+    ccd_pool,
+    process_exposure,
+    read_exposure,
+)
 from catclean.qa.features import classical_metrics, som_features
 from catclean.qa.grading import qa_settings
 from catclean.qa.models import ModelConfig
@@ -137,6 +145,38 @@ def test_nan_ccd_and_blank_exposure_statuses(tmp_path):
     assert len(src) == 0 and (ccds["status"] != "ok").all()
 
 
+def test_parallel_extraction_equals_serial(tmp_path):
+    """Worker processes give the serial tables, row for row, including dead and NaN CCDs;
+    lazy stamp reads give the pixels of a full read."""
+    cfg = sim_config(n_ccd=6, ccd_shape=(512, 384), p_dead_ccd=0.2, short_exposure_fraction=0.0)
+    paths = []
+    for i, defect in enumerate(["", "nan_ccd"]):
+        row = {"label": "Good", "split": "test", "defect": defect, "expid": 40 + i, "index": i}
+        rec, truth = make_exposure(row, tmp_path / f"p{i}.fits", cfg, 5)
+        paths.append((rec["path"], pd.DataFrame(truth)))
+    # the first exposure cut inside its fourth CCD: 'missing' rows, in both paths
+    raw = open(paths[0][0], "rb").read()
+    (tmp_path / "cut.fits").write_bytes(raw[:len(raw) * 3 // 6 + 5 * 2880])
+    paths.append((tmp_path / "cut.fits", paths[0][1]))
+    statuses = []
+    with ccd_pool(2, pixels=512 * 384) as pool:
+        for path, truth in paths:
+            c1, s1 = process_exposure(path, extract_config(), cfg.pixel_scale, truth=truth)
+            c2, s2 = process_exposure(path, extract_config(), cfg.pixel_scale, truth=truth,
+                                      pool=pool)
+            pd.testing.assert_frame_equal(c1, c2)
+            pd.testing.assert_frame_equal(s1, s2)
+            assert len(c1) == 6 and len(s1) >= 20 and (c1["status"] == "ok").sum() >= 2
+            statuses.append(c1["status"].tolist())
+    assert "bad" in statuses[1]  # the nan_ccd exposure
+    assert statuses[2][:3] == statuses[0][:3] and statuses[2][3:] == ["missing"] * 3
+    _, hdul = read_exposure(paths[0][0])
+    with hdul, ExposurePixels(paths[0][0]) as px:
+        full = ccd_data(hdul[2])
+        assert px[1].shape == full.shape
+        np.testing.assert_array_equal(px[1][100:125, 370:384], full[100:125, 370:384])
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(QAInputError, match="not found"):
         read_exposure(tmp_path / "nope.fits")
@@ -158,6 +198,46 @@ def test_som_bmu_matches_bruteforce_and_chunks():
     assert np.mean(som.bmu(z) == brute) > 0.999    # float32 ties only
     som2 = BatchSOM(6, 7, n_iter=5, chunk=4096, seed=1).fit(x)
     np.testing.assert_allclose(som.weights, som2.weights, atol=1e-4)
+
+
+def _reference_step(w, z, grid_d2, sigma):
+    """One batch-SOM iteration by definition, in float64 with the full distance matrix."""
+    z64, w64 = z.astype(np.float64), w.astype(np.float64)
+    d2 = ((z64[:, None, :] - w64[None]) ** 2).sum(-1)
+    idx = d2.argmin(1)
+    qe = float(np.sqrt(d2[np.arange(len(z)), idx]).mean())
+    n = np.bincount(idx, minlength=len(w)).astype(np.float64)
+    s = np.stack([np.bincount(idx, weights=z64[:, j], minlength=len(w))
+                  for j in range(z.shape[1])], 1)
+    h = np.exp(-grid_d2.astype(np.float64) / (2.0 * sigma * sigma))
+    new = w.copy()
+    ok = h @ n > 1e-12
+    new[ok] = ((h @ s)[ok] / (h @ n)[ok, None]).astype(np.float32)
+    return idx, qe, new
+
+
+@pytest.mark.parametrize("n_rows, n_feat, chunk", [
+    (1000, 5, 256),     # blocks of 256 with a partial last block, not a multiple of the tile
+    (100, 5, 8192),     # fewer rows than one block (and than one tile)
+    (777, 11, 128),     # more than 8 features (the kernel's general path)
+])
+def test_fused_som_pass_equals_reference(n_rows, n_feat, chunk):
+    rng = np.random.default_rng(n_rows)
+    z = rng.normal(size=(n_rows, n_feat)).astype(np.float32)
+    som = BatchSOM(6, 7, n_iter=3, chunk=chunk, seed=1, n_threads=1)   # 42 units: padded
+    som.weights = rng.normal(size=(som.n_units, n_feat)).astype(np.float32)
+    w0 = som.weights.copy()
+    idx_ref, qe_ref, w_ref = _reference_step(w0, z, som._grid_d2, 1.5)
+    idx, dist = som.bmu(z, return_dist=True)
+    assert np.array_equal(idx, idx_ref)
+    assert abs(dist.mean() - qe_ref) <= 1e-9 * qe_ref
+    qe = som.step(z, 1.5)
+    assert abs(qe - qe_ref) <= 1e-9 * qe_ref
+    np.testing.assert_allclose(som.weights, w_ref, rtol=1e-6, atol=1e-6)
+    # the same iteration on 3 threads: identical to the bit (fixed blocks, fixed sum order)
+    som3 = BatchSOM(6, 7, n_iter=3, chunk=chunk, seed=1, n_threads=3)
+    som3.weights = w0.copy()
+    assert som3.step(z, 1.5) == qe and np.array_equal(som3.weights, som.weights)
 
 
 def test_som_converges_deterministic_and_roundtrips(tmp_path):

@@ -43,6 +43,7 @@ if config["qa"]["enabled"]:
         params:
             extract=config["qa"]["extract"],
             pixel_scale=QA_PRESET["simulate"]["pixel_scale"],
+        threads: QA_THREADS
         log:
             f"{LOGS}/qa/qa_extract_sources_b{{qabatch}}.log",
         benchmark:

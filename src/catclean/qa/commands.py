@@ -86,7 +86,8 @@ def prepare(qa: dict, seed: int, workdir: str | Path, log=print) -> dict:
     for b in range(int(qa["simulate"]["n_batches"])):
         e, t = g.make_exposures(qa["simulate"], seed, b, workdir / f"b{b}")
         log(f"batch {b}: {len(e)} exposures simulated")
-        c, s, f = g.extract_sources(e, t, qa["extract"], qa["simulate"]["pixel_scale"])
+        c, s, f = g.extract_sources(e, t, qa["extract"], qa["simulate"]["pixel_scale"],
+                                    workers=qa["threads"])
         log(f"batch {b}: {len(c)} CCDs, {len(s)} sources extracted")
         for key, tab in zip(parts, (e, c, s, f)):
             parts[key].append(tab)

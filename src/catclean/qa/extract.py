@@ -10,6 +10,7 @@ returns the same columns. Both return one table per CCD with the columns of
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,9 +161,13 @@ def ccd_status(data: np.ndarray | None) -> tuple[str, str]:
     if data is None:
         return "bad", "unreadable CCD extension"
     finite = np.isfinite(data)
-    if not finite.any():
+    if finite.all():  # the usual case: no copy of the finite pixels
+        finite_pixels = data
+    elif not finite.any():
         return "bad", "all pixels NaN"
-    if not np.any(data[finite]):
+    else:
+        finite_pixels = data[finite]
+    if not np.any(finite_pixels):
         return "dead", "all pixels zero (dead CCD)"
     sub = data[::7, ::7]
     sub = sub[np.isfinite(sub)]
@@ -177,12 +182,16 @@ def _empty() -> dict:
     return out
 
 
-def extract_sep(data: np.ndarray, cfg: ExtractConfig):
+def extract_sep(data: np.ndarray, cfg: ExtractConfig, configure: bool = True):
     """Detect and measure sources with sep.
 
     Parameters
     ----------
     data : (ny, nx) float32 array, ADU. NaN pixels are masked.
+    cfg : extraction parameters.
+    configure : set sep's global limits for this image first
+        (:func:`catclean.runtime.configure_sep`); False when the caller set them once
+        for a whole exposure (:func:`process_exposure`).
 
     Returns
     -------
@@ -192,7 +201,8 @@ def extract_sep(data: np.ndarray, cfg: ExtractConfig):
     """
     import sep
 
-    configure_sep(data.size)
+    if configure:
+        configure_sep(data.size)
     mask = ~np.isfinite(data)
     has_mask = bool(mask.any())
     if has_mask:
@@ -271,10 +281,126 @@ def stellar_reference(r50: np.ndarray, snr: np.ndarray) -> float:
     return 2.0
 
 
+def _read_and_measure(hdu, k: int, name: str, cfg: ExtractConfig, exptime: float,
+                      pixel_scale: float):
+    """Read CCD ``k`` (:func:`read_ccd`), drop the HDU's cached copy (so that only the
+    returned array holds the pixels) and measure it (:func:`measure_ccd`).
+
+    Returns ((status, reason, meas, info), pixels); an unreadable extension is a
+    'missing' CCD whose reason names the file.
+    """
+    data, err = read_ccd(hdu)
+    try:
+        del hdu.data  # astropy caches .data on the HDU; without this every CCD stays
+    except Exception:  # noqa: BLE001 - nothing cached (unreadable extension)
+        pass
+    if err:
+        return ("missing", f"{name}: CCD {k} unreadable (truncated or corrupt): {err}",
+                None, None), None
+    return measure_ccd(data, cfg, exptime, pixel_scale), data
+
+
+def measure_ccd(data: np.ndarray | None, cfg: ExtractConfig, exptime: float,
+                pixel_scale: float) -> tuple[str, str, dict | None, dict | None]:
+    """Status and measurements of one CCD: (status, reason, meas, info).
+
+    ``meas``/``info`` are those of :func:`extract_sep` (``info`` without the background
+    map) or :func:`~catclean.qa.sextractor.extract_sextractor`, None unless the status
+    is 'ok'. sep's global limits must be set (:func:`catclean.runtime.configure_sep`).
+    """
+    status, reason = ccd_status(data)
+    if status != "ok":
+        return status, reason, None, None
+    if cfg.backend == "sextractor":
+        from .sextractor import extract_sextractor
+
+        meas, info = extract_sextractor(data, cfg, exptime, pixel_scale)
+    elif cfg.backend == "sep":
+        meas, info = extract_sep(data, cfg, configure=False)
+    else:
+        raise ValueError(f"qa.extract.backend: unknown backend {cfg.backend!r}")
+    return status, reason, meas, {"globalback": info["globalback"],
+                                  "globalrms": info["globalrms"]}
+
+
+def _worker_init(pixels: int) -> None:
+    """Pool worker set-up: one thread of BLAS, sep's limits for the largest CCD."""
+    from catclean.runtime import set_threads
+
+    set_threads(1)
+    configure_sep(pixels)
+
+
+#: the exposure a pool worker has open: ((path, mtime_ns, size), exptime, hdul)
+_WORKER_OPEN: list = []
+
+
+def _worker_ccd(path: str, k: int, cfg: ExtractConfig, pixel_scale: float):
+    """Pool task: read CCD ``k`` of ``path`` only and measure it (:func:`_read_and_measure`).
+
+    The file is opened as :func:`read_exposure` does, once per worker and exposure (the
+    open file is kept for the worker's next CCD of the same, unchanged, file).
+    """
+    st = os.stat(path)
+    key = (path, st.st_mtime_ns, st.st_size)
+    if not _WORKER_OPEN or _WORKER_OPEN[0][0] != key:
+        while _WORKER_OPEN:
+            _WORKER_OPEN.pop()[2].close()
+        exptime, hdul = read_exposure(path)
+        _WORKER_OPEN.append((key, exptime, hdul))
+    _, exptime, hdul = _WORKER_OPEN[0]
+    return _read_and_measure(hdul[k + 1], k, Path(path).name, cfg, exptime, pixel_scale)[0]
+
+
+def ccd_pool(n_workers: int, pixels: int = 4612 * 2048):
+    """A process pool for :func:`process_exposure` (``n_workers`` processes, all started
+    now).
+
+    sep 1.4 holds the GIL in ``Background`` and ``extract``, so threads would run CCDs one
+    after the other: CCDs are extracted in worker processes instead. They are forked
+    (``spawn`` and ``forkserver`` re-run the ``__main__`` module in every worker, which for
+    a Snakemake rule script means re-running the rule); create the pool early in a job,
+    before TensorFlow runs anything, and reuse it for every exposure. The workers only
+    use numpy, astropy and sep, with one BLAS thread; ``pixels`` (the largest CCD) sets
+    sep's limits once per worker (:func:`catclean.runtime.configure_sep`). Use it as a
+    context manager or call ``shutdown()``.
+    """
+    import gc
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    n_workers = max(1, int(n_workers))
+    pool = ProcessPoolExecutor(n_workers, mp_context=mp.get_context("fork"),
+                               initializer=_worker_init, initargs=(int(pixels),))
+    # the workers' garbage collector must not walk (and so copy) the parent's objects
+    gc.freeze()
+    try:
+        list(pool.map(_noop, range(n_workers)))  # start every worker now
+    finally:
+        gc.unfreeze()
+    return pool
+
+
+def _noop(_):
+    return None
+
+
+def _max_ccd_pixels(hdul) -> int:
+    """Pixels of the largest CCD extension, from the headers (no pixels read)."""
+    sizes = [int(h.header.get("NAXIS1", 0) or 0) * int(h.header.get("NAXIS2", 0) or 0)
+             for h in hdul[1:]]
+    return max(sizes, default=0)
+
+
 def process_exposure(path: str | Path, cfg: ExtractConfig, pixel_scale: float, expid=None,
                      truth: pd.DataFrame | None = None, keep_data: dict | None = None,
-                     n_ccd: int | None = None):
+                     n_ccd: int | None = None, pool=None):
     """Extract sources from every CCD of one exposure (the extraction driver).
+
+    CCDs are read one at a time (lazily, the previous one freed before the next is
+    read), so memory holds a few CCDs whatever their number. With ``pool`` (a
+    :func:`ccd_pool`) the CCDs are extracted in its worker processes, each reading only
+    its own CCD from the file; the tables are identical to the serial ones, row for row.
 
     Parameters
     ----------
@@ -284,8 +410,12 @@ def process_exposure(path: str | Path, cfg: ExtractConfig, pixel_scale: float, e
     expid : identifier stored in the output tables (default: file stem).
     truth : optional per-source truth (columns ccd, x, y, mag, is_star) for the
         star/galaxy label ``is_star`` of each detection.
+    keep_data : if a dict, the pixels of every usable CCD are stored in it (CCD index ->
+        float32 array); this keeps every CCD in memory (serial path only). Prefer
+        :class:`ExposurePixels`, which reads stamps lazily.
     n_ccd : the plan's CCD count, used when the primary header lacks ``NEXTEND``
         (:func:`expected_ccds`).
+    pool : a :func:`ccd_pool`, or None to extract in this process.
 
     Returns
     -------
@@ -298,14 +428,13 @@ def process_exposure(path: str | Path, cfg: ExtractConfig, pixel_scale: float, e
         One row per detection with :data:`catclean.qa.extract.MEASUREMENT_COLUMNS`,
         expid, ccd, r_ref, exptime, class_star (NaN for sep) and is_star (-1 unknown).
 
-    If ``keep_data`` is a dict, the pixels of every usable CCD are stored in it
-    (CCD index -> float32 array) so callers need not read the file twice.
-
     Raises
     ------
     QAInputError
         When the whole exposure is unusable (corrupt file, missing EXPTIME).
     """
+    if pool is not None and keep_data is not None:
+        raise ValueError("keep_data needs the serial path (pool=None); use ExposurePixels")
     expid = Path(path).stem if expid is None else expid
     exptime, hdul = read_exposure(path)
     name = Path(path).name
@@ -313,60 +442,109 @@ def process_exposure(path: str | Path, cfg: ExtractConfig, pixel_scale: float, e
     with hdul:
         n_expected, source = expected_ccds(hdul, n_ccd)
         n_present = len(hdul) - 1
-        for k in range(max(n_expected, n_present)):
-            row = {"expid": expid, "ccd": k, "status": "missing", "reason": "",
-                   "globalback": np.nan, "globalrms": np.nan, "n_src": 0, "r_ref": np.nan,
-                   "exptime": exptime}
-            if k >= n_present:
-                row["reason"] = (f"{name}: CCD {k} absent: the file ends after {n_present} "
-                                 f"of {n_expected} CCD extensions ({source}); truncated")
-                ccd_rows.append(row)
-                continue
-            data, err = read_ccd(hdul[k + 1])
-            if err:
-                row["reason"] = f"{name}: CCD {k} unreadable (truncated or corrupt): {err}"
-                ccd_rows.append(row)
-                continue
-            status, reason = ccd_status(data)
-            row["status"], row["reason"] = status, reason
-            if status == "ok":
-                if keep_data is not None:
-                    keep_data[k] = data
-                if cfg.backend == "sextractor":
-                    from .sextractor import extract_sextractor
+        if pool is None:
+            configure_sep(_max_ccd_pixels(hdul))
 
-                    meas, info = extract_sextractor(data, cfg, exptime, pixel_scale)
-                elif cfg.backend == "sep":
-                    meas, info = extract_sep(data, cfg)
-                else:
-                    raise ValueError(f"qa.extract.backend: unknown backend {cfg.backend!r}")
-                row["globalback"], row["globalrms"] = info["globalback"], info["globalrms"]
-                n = len(meas["x"])
-                row["n_src"] = n
-                if n == 0:
-                    row["status"], row["reason"] = "empty", "no sources detected"
-                else:
-                    t = pd.DataFrame(meas)
-                    if "class_star" not in t:
-                        t["class_star"] = np.nan
-                    t.insert(0, "ccd", k)
-                    t.insert(0, "expid", expid)
-                    rref = stellar_reference(t["r50"].to_numpy(), t["snr"].to_numpy())
-                    row["r_ref"] = rref
-                    t["r_ref"] = rref
-                    t["exptime"] = exptime
-                    t["rel_back"] = (t["back"] - info["globalback"]) / info["globalrms"]
-                    t["is_star"] = np.int8(-1)
-                    if truth is not None:
-                        tt = truth[truth["ccd"] == k]
-                        t["is_star"] = match_truth(meas, tt["x"].to_numpy(), tt["y"].to_numpy(),
-                                                   tt["mag"].to_numpy(), tt["is_star"].to_numpy())
-                    tables.append(t)
+            def measured():
+                for k in range(n_present):
+                    res, data = _read_and_measure(hdul[k + 1], k, name, cfg, exptime,
+                                                  pixel_scale)
+                    if keep_data is not None and res[0] == "ok":
+                        keep_data[k] = data
+                    del data
+                    yield res
+
+            results = measured()
+        else:
+            results = pool.map(_worker_ccd, [str(path)] * n_present, range(n_present),
+                               [cfg] * n_present, [pixel_scale] * n_present)
+        for k, (status, reason, meas, info) in enumerate(results):
+            row, t = _ccd_tables(expid, k, status, reason, meas, info, exptime, truth)
+            ccd_rows.append(row)
+            if t is not None:
+                tables.append(t)
+        for k in range(n_present, max(n_expected, n_present)):
+            row, _ = _ccd_tables(expid, k, "missing", None, None, None, exptime, truth)
+            row["reason"] = (f"{name}: CCD {k} absent: the file ends after {n_present} "
+                             f"of {n_expected} CCD extensions ({source}); truncated")
             ccd_rows.append(row)
     ccds = pd.DataFrame(ccd_rows)
     sources = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(
         columns=["expid", "ccd", *list(MEAS_ALL)])
     return ccds, sources
+
+
+def _ccd_tables(expid, k, status, reason, meas, info, exptime, truth):
+    """The CCD row and the source table (None when no sources) of one measured CCD."""
+    row = {"expid": expid, "ccd": k, "status": status, "reason": reason,
+           "globalback": np.nan, "globalrms": np.nan, "n_src": 0, "r_ref": np.nan,
+           "exptime": exptime}
+    if status != "ok":
+        return row, None
+    row["globalback"], row["globalrms"] = info["globalback"], info["globalrms"]
+    n = len(meas["x"])
+    row["n_src"] = n
+    if n == 0:
+        row["status"], row["reason"] = "empty", "no sources detected"
+        return row, None
+    t = pd.DataFrame(meas)
+    if "class_star" not in t:
+        t["class_star"] = np.nan
+    t.insert(0, "ccd", k)
+    t.insert(0, "expid", expid)
+    rref = stellar_reference(t["r50"].to_numpy(), t["snr"].to_numpy())
+    row["r_ref"] = rref
+    t["r_ref"] = rref
+    t["exptime"] = exptime
+    t["rel_back"] = (t["back"] - info["globalback"]) / info["globalrms"]
+    t["is_star"] = np.int8(-1)
+    if truth is not None:
+        tt = truth[truth["ccd"] == k]
+        t["is_star"] = match_truth(meas, tt["x"].to_numpy(), tt["y"].to_numpy(),
+                                   tt["mag"].to_numpy(), tt["is_star"].to_numpy())
+    return row, t
+
+
+class ExposurePixels:
+    """Lazy, read-only access to the CCD pixels of an exposure file, for stamps.
+
+    ``pixels[k]`` is CCD ``k`` as an object with ``shape`` and 2-D slicing that reads
+    only the rows of the requested rectangle from the file (astropy ``section``, float32
+    like :func:`ccd_data`), so cutting stamps never loads a whole CCD. Use as a context
+    manager.
+    """
+
+    def __init__(self, path: str | Path):
+        from astropy.io import fits
+
+        self._hdul = fits.open(path, memmap=False, lazy_load_hdus=True)
+
+    def __getitem__(self, k: int) -> _LazyCCD:
+        return _LazyCCD(self._hdul[int(k) + 1])
+
+    def close(self) -> None:
+        self._hdul.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+class _LazyCCD:
+    def __init__(self, hdu):
+        self._hdu = hdu
+        self.shape = (int(hdu.header["NAXIS2"]), int(hdu.header["NAXIS1"]))
+
+    def __getitem__(self, key) -> np.ndarray:
+        if isinstance(key, tuple) and len(key) == 2 and isinstance(key[1], slice):
+            # a full-width band of rows is one contiguous read; a partial-width
+            # rectangle would be read row by row
+            return np.asarray(np.asarray(self._hdu.section[key[0], :])[:, key[1]],
+                              dtype=np.float32)
+        return np.asarray(self._hdu.section[key], dtype=np.float32)
 
 
 MEAS_ALL = ("x", "y", "npix", "a", "b", "theta", "flux", "peak", "r50", "snr", "back", "flag",

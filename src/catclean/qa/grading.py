@@ -38,7 +38,13 @@ from catclean.config import preset_settings
 
 from . import CLASS_COLUMNS, CLASSES
 from .combiner import combine_ccds, fit_combiner, load_combiner
-from .extract import ExtractConfig, QAInputError, ccd_data, process_exposure, read_exposure
+from .extract import (
+    ExposurePixels,
+    ExtractConfig,
+    QAInputError,
+    ccd_pool,
+    process_exposure,
+)
 from .features import classical_metrics, som_features
 from .models import ModelConfig, predict, train_model, validation_groups
 from .represent import exposure_key, input2, representative_ccd
@@ -105,29 +111,38 @@ def make_exposures(simulate: dict, seed: int, batch: int, outdir: str | Path, pr
 
 # ----------------------------------------------------------------------------- extract
 def extract_sources(exposures: pd.DataFrame, truth: pd.DataFrame | None, extract: dict,
-                    pixel_scale: float, progress=None):
+                    pixel_scale: float, progress=None, workers: int = 1):
     """Source extraction for every exposure of a batch (``extract``: ``qa.extract``).
+
+    ``workers`` > 1 extracts the CCDs of each exposure in that many processes
+    (:func:`~catclean.qa.extract.ccd_pool`, one pool for the batch); the tables are the
+    same as with one.
 
     Returns (ccds, sources, failures): per-CCD status table, per-source table, and one
     row (expid, status='failed', reason) per exposure that could not be read.
     """
     cfg = ExtractConfig.from_dict(extract)
     ccd_tabs, src_tabs, fails = [], [], []
-    for rec in exposures.itertuples():
-        tt = None
-        if truth is not None and len(truth):
-            tt = truth[truth["expid"] == rec.expid]
-        try:
-            ccds, src = process_exposure(rec.path, cfg, pixel_scale, expid=rec.expid, truth=tt,
-                                         n_ccd=_plan_n_ccd(rec))
-        except QAInputError as exc:
-            fails.append({"expid": rec.expid, "status": "failed", "reason": str(exc)})
-            continue
-        ccd_tabs.append(ccds)
-        if len(src):
-            src_tabs.append(src)
-        if progress:
-            progress(rec)
+    pool = ccd_pool(workers) if workers > 1 and len(exposures) else None
+    try:
+        for rec in exposures.itertuples():
+            tt = None
+            if truth is not None and len(truth):
+                tt = truth[truth["expid"] == rec.expid]
+            try:
+                ccds, src = process_exposure(rec.path, cfg, pixel_scale, expid=rec.expid,
+                                             truth=tt, n_ccd=_plan_n_ccd(rec), pool=pool)
+            except QAInputError as exc:
+                fails.append({"expid": rec.expid, "status": "failed", "reason": str(exc)})
+                continue
+            ccd_tabs.append(ccds)
+            if len(src):
+                src_tabs.append(src)
+            if progress:
+                progress(rec)
+    finally:
+        if pool is not None:
+            pool.shutdown()
     ccds = pd.concat(ccd_tabs, ignore_index=True) if ccd_tabs else pd.DataFrame(
         columns=["expid", "ccd", "status", "reason", "globalback", "globalrms", "n_src",
                  "r_ref", "exptime"])
@@ -209,7 +224,8 @@ def representatives_for_exposure(expid, hdus_data: dict, ccds: pd.DataFrame,
                                  n_clusters: int, stamp: int, seed: int):
     """Input-1/Input-2 of the usable CCDs of one exposure.
 
-    ``hdus_data`` maps CCD index -> pixel array; ``clusters`` is the SOM cluster of each
+    ``hdus_data`` maps CCD index -> pixel array (or an
+    :class:`~catclean.qa.extract.ExposurePixels`, which reads only the stamps); ``clusters`` is the SOM cluster of each
     row of ``sources``. Returns (ccd_indices, stamps, counts).
     """
     use = ccds[ccds["status"] == "ok"]
@@ -247,11 +263,9 @@ def representatives(exposures: pd.DataFrame, ccds: pd.DataFrame, sources: pd.Dat
         if not (cc["status"] == "ok").any():
             continue
         sel = src_exp == rec.expid
-        _, hdul = read_exposure(rec.path)
-        with hdul:
-            data = {int(k): ccd_data(hdul[k + 1]) for k in cc.loc[cc["status"] == "ok", "ccd"]}
-        k, st, ct = representatives_for_exposure(rec.expid, data, cc, sources[sel],
-                                                 clusters[sel], n_clusters, stamp, seed)
+        with ExposurePixels(rec.path) as pixels:  # reads only the stamps
+            k, st, ct = representatives_for_exposure(rec.expid, pixels, cc, sources[sel],
+                                                     clusters[sel], n_clusters, stamp, seed)
         E += [rec.expid] * len(k)
         C.append(k)
         S.append(st.astype(np.float16))
@@ -542,14 +556,21 @@ class Grader:
     combiner : per-exposure combination rule: a dict from
         :func:`~catclean.qa.combiner.fit_combiner`, or the path of ``metrics/models.json``
         (the rule stored there for the model's kind); None: softmax of the mean log p.
+    workers : processes extracting the CCDs of an exposure in parallel (default: the
+        settings' ``threads``); 1 extracts in this process. The pool starts here, before
+        the model is loaded, and lives until :meth:`close` (or the end of a ``with``).
     """
 
     def __init__(self, stellarity_path, som_path, model_path, settings: dict, seed: int,
-                 combiner=None):
+                 combiner=None, workers: int | None = None):
         from .models import load_model
 
+        self.workers = int(settings.get("threads", 1) if workers is None else workers)
+        self.pool = ccd_pool(self.workers) if self.workers > 1 else None
         self.stellarity = Stellarity.load(stellarity_path)
         self.som, extra = BatchSOM.load(som_path)
+        # load the fused BMU kernel now (numba's on-disk cache), not in the first exposure
+        self.som.bmu(np.zeros((1, self.som.weights.shape[1]), np.float32))
         self.unit_cluster = extra["unit_cluster"]
         self.n_clusters = int(self.unit_cluster.max() + 1)
         self.model = load_model(model_path)
@@ -566,10 +587,9 @@ class Grader:
         t = {}
         expid = Path(path).stem if expid is None else expid
         t0 = time.perf_counter()
-        data: dict = {}
         try:
             ccds, src = process_exposure(path, self.extract, self.pixel_scale, expid=expid,
-                                         keep_data=data)
+                                         pool=self.pool)
         except QAInputError as exc:
             fails = pd.DataFrame([{"expid": expid, "status": "failed", "reason": str(exc)}])
             row = grade_rows([expid], pd.DataFrame(), pd.DataFrame(), np.zeros(0),
@@ -584,8 +604,9 @@ class Grader:
         clusters = self.unit_cluster[self.som.predict(feats)] if len(feats) else np.zeros(0, int)
         t["som_mapping"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        kk, st, ct = representatives_for_exposure(expid, data, ccds, src, clusters,
-                                                  self.n_clusters, self.stamp, self.seed)
+        with ExposurePixels(path) as pixels:
+            kk, st, ct = representatives_for_exposure(expid, pixels, ccds, src, clusters,
+                                                      self.n_clusters, self.stamp, self.seed)
         t["stamps"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         p = predict(self.model, self.kind, st, input2(ct)) if len(kk) else np.zeros((0, 5))
@@ -594,6 +615,19 @@ class Grader:
                          p, pd.DataFrame(columns=["expid", "status", "reason"]),
                          self.pixel_scale, self.combiner)
         return row.iloc[0].to_dict(), t
+
+    def close(self) -> None:
+        """Stop the extraction workers."""
+        if self.pool is not None:
+            self.pool.shutdown()
+            self.pool = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
 
 
 def read_many(paths) -> pd.DataFrame:

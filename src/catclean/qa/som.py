@@ -10,9 +10,10 @@ Batch update (one iteration = one pass over the data)::
     S_u    = sum_{x: b(x)=u} x ,   N_u = #{x: b(x)=u}
     w_v   <- sum_u h_vu S_u / sum_u h_vu N_u,  h_vu = exp(-||r_u - r_v||^2 / 2 sigma^2)
 
-The BMU search is a matrix product: ||x - w||^2 = ||x||^2 - 2 x.W^T + ||w||^2, where
-||x||^2 does not change the argmin, computed in float32 chunks of ``chunk`` rows so memory
-is O(chunk x units) whatever the number of rows. Sigma shrinks exponentially from
+The BMU search uses ||x - w||^2 = ||x||^2 - 2 x.w + ||w||^2, where ||x||^2 does not change
+the argmin; one fused pass per iteration (:mod:`.bmu_kernel`) finds the BMUs, sums S_u and
+N_u and the quantisation error without materialising the rows x units distance matrix,
+in blocks of ``chunk`` rows shared among threads. Sigma shrinks exponentially from
 ``sigma0`` to ``sigma_end`` over the iterations. Initialisation is linear (PCA) as in
 SOMPY, so training is deterministic for given data.
 """
@@ -22,23 +23,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
-
-def _threadpool_limit(n_threads):
-    try:
-        from threadpoolctl import threadpool_limits
-
-        return threadpool_limits(n_threads) if n_threads else _Null()
-    except ImportError:  # pragma: no cover
-        return _Null()
-
-
-class _Null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
 
 
 class BatchSOM:
@@ -53,7 +37,8 @@ class BatchSOM:
     n_iter : int
         Number of batch iterations (epochs).
     chunk : int
-        Rows per BMU chunk (memory ~ chunk * rows * cols * 4 bytes).
+        Rows per block of the fused BMU pass (the unit of work of a thread and of the
+        partial sums; memory ~ (n / chunk) * units * (d + 1) * 8 bytes).
     seed : int
         Seed of the random initialisation used when PCA is impossible.
     """
@@ -97,43 +82,16 @@ class BatchSOM:
     def bmu(self, x: np.ndarray, return_dist: bool = False, n_threads: int | None = None):
         """Best-matching unit index of every row of ``x`` (standardised features).
 
-        One GEMM per chunk on the augmented matrices [x, 1] and [-2 W^T; ||w||^2] gives
-        ||w_u||^2 - 2 x.w_u directly; ``n_threads`` chunks run in parallel (NumPy's GEMM
-        and argmin release the GIL) with single-threaded BLAS, which avoids BLAS thread
-        start-up on a skinny (K = d + 1) product.
+        One fused pass (:func:`catclean.qa.bmu_kernel.bmu_pass`): the BMU is the argmin of
+        ``||w_u||^2 - 2 x.w_u`` in float32 (first unit on ties) without materialising the
+        rows x units matrix; ``n_threads`` threads share the blocks of ``chunk`` rows.
+        With ``return_dist`` also the float64 distance ``||x - w_b||`` of every row.
         """
-        from concurrent.futures import ThreadPoolExecutor
+        from .bmu_kernel import bmu_pass
 
-        w = self.weights
-        wa = np.vstack([(-2.0 * w).T, (w * w).sum(1)[None, :]]).astype(np.float32)
-        d_feat = w.shape[1]
-        x = np.asarray(x, np.float32)
-        augmented = x.shape[1] == d_feat + 1
-        out = np.empty(len(x), np.int32)
-        dist = np.empty(len(x), np.float32) if return_dist else None
-
-        def work(s):
-            xc = x[s:s + self.chunk]
-            if not augmented:
-                xc = np.hstack([xc, np.ones((len(xc), 1), np.float32)])
-            d = xc @ wa
-            idx = d.argmin(1)
-            out[s:s + len(xc)] = idx
-            if return_dist:
-                xf = xc[:, :d_feat]
-                dmin = d[np.arange(len(xc)), idx] + np.einsum("ij,ij->i", xf, xf)
-                dist[s:s + len(xc)] = np.sqrt(np.maximum(dmin, 0))
-
-        n_threads = int(n_threads or self.n_threads or 1)
-        starts = range(0, len(x), self.chunk)
-        with _threadpool_limit(1):
-            if n_threads <= 1 or len(x) <= self.chunk:
-                for s in starts:
-                    work(s)
-            else:
-                with ThreadPoolExecutor(n_threads) as ex:
-                    list(ex.map(work, starts))
-        return (out, dist) if return_dist else out
+        out = bmu_pass(x, self.weights, self.chunk, int(n_threads or self.n_threads or 1),
+                       want_dist=return_dist)
+        return (out["idx"], out["dist"]) if return_dist else out["idx"]
 
     def sigma_at(self, it: int) -> float:
         if self.n_iter <= 1:
@@ -143,22 +101,20 @@ class BatchSOM:
     def step(self, x: np.ndarray, sigma: float) -> float:
         """One batch iteration over all rows; returns the mean quantisation error.
 
-        ``x`` are standardised rows, optionally already augmented with a column of ones
-        (see :meth:`augment`), which saves a copy per chunk.
+        ``x`` are standardised rows. BMU search, per-unit sums and the quantisation error
+        come from one fused pass (:func:`catclean.qa.bmu_kernel.bmu_pass`); the result
+        does not depend on the number of threads.
         """
-        idx, dist = self.bmu(x, return_dist=True)
-        if x.shape[1] == self.weights.shape[1] + 1:
-            x = x[:, :-1]
-        n = np.bincount(idx, minlength=self.n_units).astype(np.float64)
-        s = np.empty((self.n_units, x.shape[1]), np.float64)
-        for j in range(x.shape[1]):
-            s[:, j] = np.bincount(idx, weights=x[:, j], minlength=self.n_units)
+        from .bmu_kernel import bmu_pass
+
+        out = bmu_pass(x, self.weights, self.chunk, self.n_threads, want_idx=False,
+                       accumulate=True)
         h = np.exp(-self._grid_d2.astype(np.float64) / (2.0 * sigma * sigma))
-        num = h @ s
-        den = h @ n
+        num = h @ out["sums"]
+        den = h @ out["counts"]
         ok = den > 1e-12
         self.weights[ok] = (num[ok] / den[ok, None]).astype(np.float32)
-        return float(dist.mean())
+        return out["dist_sum"] / len(x)
 
     def fit(self, x: np.ndarray, standardize: bool = True, n_threads: int | None = None,
             progress=None) -> BatchSOM:
@@ -176,19 +132,12 @@ class BatchSOM:
         self.quantization_error = []
         if n_threads:
             self.n_threads = int(n_threads)
-        za = self.augment(z)
-        del z
         for it in range(self.n_iter):
-            qe = self.step(za, self.sigma_at(it))
+            qe = self.step(z, self.sigma_at(it))
             self.quantization_error.append(qe)
             if progress is not None:
                 progress(it, qe)
         return self
-
-    @staticmethod
-    def augment(z: np.ndarray) -> np.ndarray:
-        """[z, 1] as float32 (the GEMM form of the BMU search)."""
-        return np.hstack([np.asarray(z, np.float32), np.ones((len(z), 1), np.float32)])
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         return ((np.asarray(x, np.float32) - self.mean) / self.std).astype(np.float32)
