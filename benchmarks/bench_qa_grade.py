@@ -203,7 +203,7 @@ else:
     st = Stellarity(seed=0).fit(src, src["is_star"].clip(0, 1).to_numpy())
     st.save(work / "stellarity.pkl")
     s = settings["som"]
-    som = BatchSOM(s["rows"], s["cols"], s["sigma0"], s["sigma_end"], 10, s["chunk"], 0)
+    som = BatchSOM.from_config(s, seed=0, n_iter=10)
     som.fit(som_features(src, st.predict(src)))
     som.save(work / "som.npz", unit_cluster=cluster_codebook(som.weights, s["n_clusters"], 0))
     build_model("M3", s["n_clusters"], settings["stamp"],

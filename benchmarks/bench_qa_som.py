@@ -97,8 +97,7 @@ x = features(args.rows)
 print(f"data: {x.shape[0]:,} x {x.shape[1]} float32; threads={args.threads}; "
       f"cpus={os.cpu_count()} (affinity {len(os.sched_getaffinity(0))}); "
       f"load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
-som = BatchSOM(15, 15, sigma0=3.0, sigma_end=0.7, n_iter=args.iters, seed=0,
-               n_threads=args.threads)
+som = BatchSOM.from_preset("paper", seed=0, n_threads=args.threads, n_iter=args.iters)
 som.mean, som.std = x.mean(0), x.std(0)
 z = som.transform(x)
 w0 = som._init_weights(z)

@@ -192,11 +192,11 @@ def test_write_mef_without_exptime(tmp_path):
 def test_som_bmu_matches_bruteforce_and_chunks():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(5000, 5)).astype(np.float32)
-    som = BatchSOM(6, 7, n_iter=5, chunk=333, seed=1).fit(x)
+    som = BatchSOM.from_preset("small", rows=6, cols=7, n_iter=5, chunk=333, seed=1).fit(x)
     z = som.transform(x)
     brute = ((z[:, None, :] - som.weights[None]) ** 2).sum(-1).argmin(1)
     assert np.mean(som.bmu(z) == brute) > 0.999    # float32 ties only
-    som2 = BatchSOM(6, 7, n_iter=5, chunk=4096, seed=1).fit(x)
+    som2 = BatchSOM.from_preset("small", rows=6, cols=7, n_iter=5, chunk=4096, seed=1).fit(x)
     np.testing.assert_allclose(som.weights, som2.weights, atol=1e-4)
 
 
@@ -224,7 +224,8 @@ def _reference_step(w, z, grid_d2, sigma):
 def test_fused_som_pass_equals_reference(n_rows, n_feat, chunk):
     rng = np.random.default_rng(n_rows)
     z = rng.normal(size=(n_rows, n_feat)).astype(np.float32)
-    som = BatchSOM(6, 7, n_iter=3, chunk=chunk, seed=1, n_threads=1)   # 42 units: padded
+    som = BatchSOM.from_preset("small", seed=1, n_threads=1, rows=6, cols=7, n_iter=3,
+                                chunk=chunk)   # 42 units: padded
     som.weights = rng.normal(size=(som.n_units, n_feat)).astype(np.float32)
     w0 = som.weights.copy()
     idx_ref, qe_ref, w_ref = _reference_step(w0, z, som._grid_d2, 1.5)
@@ -235,7 +236,8 @@ def test_fused_som_pass_equals_reference(n_rows, n_feat, chunk):
     assert abs(qe - qe_ref) <= 1e-9 * qe_ref
     np.testing.assert_allclose(som.weights, w_ref, rtol=1e-6, atol=1e-6)
     # the same iteration on 3 threads: identical to the bit (fixed blocks, fixed sum order)
-    som3 = BatchSOM(6, 7, n_iter=3, chunk=chunk, seed=1, n_threads=3)
+    som3 = BatchSOM.from_preset("small", seed=1, n_threads=3, rows=6, cols=7, n_iter=3,
+                                 chunk=chunk)
     som3.weights = w0.copy()
     assert som3.step(z, 1.5) == qe and np.array_equal(som3.weights, som.weights)
 
@@ -244,8 +246,10 @@ def test_som_converges_deterministic_and_roundtrips(tmp_path):
     rng = np.random.default_rng(2)
     centers = rng.normal(scale=5, size=(8, 5))
     x = (centers[rng.integers(8, size=20000)] + rng.normal(size=(20000, 5))).astype(np.float32)
-    a = BatchSOM(15, 15, sigma0=3.0, sigma_end=0.5, n_iter=15, seed=4).fit(x)
-    b = BatchSOM(15, 15, sigma0=3.0, sigma_end=0.5, n_iter=15, seed=4).fit(x)
+    a = BatchSOM.from_preset("small", seed=4, rows=15, cols=15, sigma0=3.0,
+                              sigma_end=0.5, n_iter=15).fit(x)
+    b = BatchSOM.from_preset("small", seed=4, rows=15, cols=15, sigma0=3.0,
+                              sigma_end=0.5, n_iter=15).fit(x)
     assert np.array_equal(a.weights, b.weights)
     qe = a.quantization_error
     assert qe[-1] < 0.6 * qe[0]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,50 +19,12 @@ import pandas as pd
 
 from catclean.runtime import configure_sep
 
-MEASUREMENT_COLUMNS = ("x", "y", "npix", "a", "b", "theta", "flux", "peak", "r50",
-                       "snr", "back", "flag")
-"""Per-source measurements (pixels, ADU; ``back`` is the local background in ADU)."""
-
-
-class QAInputError(ValueError):
-    """An exposure cannot be graded at all (unreadable file, missing EXPTIME, ...)."""
-
-
-@dataclass
-class ExtractConfig:
-    """Detection parameters: the keys of ``qa.extract`` (defaults and meaning in
-    ``workflow/schemas/qa.schema.yaml``).
-
-    Attributes
-    ----------
-    backend : str
-        'sep' or 'sextractor' (the Source Extractor binary).
-    thresh : float
-        Detection threshold in units of the background rms (DETECT_THRESH).
-    minarea : int
-        Minimum isophotal area in pixels (DETECT_MINAREA).
-    back_size : int
-        Background mesh size in pixels (BACK_SIZE).
-    back_filter : int
-        Background median-filter size in meshes (BACK_FILTERSIZE).
-    deblend_cont : float
-        Deblending contrast (DEBLEND_MINCONT).
-    max_sources : int
-        Keep at most this many sources per CCD (the brightest), bounding memory.
-    """
-
-    backend: str
-    thresh: float
-    minarea: int
-    back_size: int
-    back_filter: int
-    deblend_cont: float
-    max_sources: int
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ExtractConfig:
-        """From the complete ``qa.extract`` section."""
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__})
+from .measurements import (  # noqa: F401 (re-exported: the extraction API)
+    MEASUREMENT_COLUMNS,
+    ExtractConfig,
+    QAInputError,
+    empty_measurements,
+)
 
 
 def read_exposure(path: str | Path):
@@ -176,12 +137,6 @@ def ccd_status(data: np.ndarray | None) -> tuple[str, str]:
     return "ok", ""
 
 
-def _empty() -> dict:
-    out = {c: np.zeros(0, np.float64) for c in MEASUREMENT_COLUMNS}
-    out["flag"] = np.zeros(0, np.int32)
-    return out
-
-
 def extract_sep(data: np.ndarray, cfg: ExtractConfig, configure: bool = True):
     """Detect and measure sources with sep.
 
@@ -214,7 +169,7 @@ def extract_sep(data: np.ndarray, cfg: ExtractConfig, configure: bool = True):
     rms = float(bkg.globalrms)
     info = {"globalback": float(bkg.globalback), "globalrms": rms, "back": back}
     if not np.isfinite(rms) or rms <= 0:
-        return _empty(), info
+        return empty_measurements(), info
     sub = data - back
     try:
         obj = sep.extract(sub, cfg.thresh, err=rms, mask=mask if has_mask else None,
@@ -222,7 +177,7 @@ def extract_sep(data: np.ndarray, cfg: ExtractConfig, configure: bool = True):
     except Exception as exc:  # e.g. "internal pixel buffer full"
         raise QAInputError(f"sep extraction failed: {exc}") from None
     if len(obj) == 0:
-        return _empty(), info
+        return empty_measurements(), info
     if len(obj) > cfg.max_sources:
         obj = obj[np.argsort(-obj["flux"])[: cfg.max_sources]]
     x, y = obj["x"].astype(np.float64), obj["y"].astype(np.float64)

@@ -201,8 +201,7 @@ def train_som(sources: pd.DataFrame, exposures: pd.DataFrame, stellarity: Stella
     if len(tr) > som["max_rows"]:
         tr = tr.iloc[np.sort(rng.choice(len(tr), som["max_rows"], replace=False))]
     feats = som_features(tr, stellarity_values(stellarity, tr))
-    model = BatchSOM(som["rows"], som["cols"], som["sigma0"], som["sigma_end"], som["n_iter"],
-                     som["chunk"], seed)
+    model = BatchSOM.from_config(som, seed)
     model.fit(feats, n_threads=threads)
     unit_cluster = cluster_codebook(model.weights, som["n_clusters"], seed)
     log(f"SOM trained on {len(feats)} sources; final quantisation error "

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .extract import ExtractConfig, QAInputError
+from .measurements import ExtractConfig, QAInputError, empty_measurements
 
 PARAMS = ["X_IMAGE", "Y_IMAGE", "ISO0", "A_IMAGE", "B_IMAGE", "THETA_IMAGE", "FLUX_ISO",
           "FLUXERR_ISO", "FLUX_MAX", "FLUX_RADIUS", "BACKGROUND", "FLAGS", "CLASS_STAR"]
@@ -107,10 +107,9 @@ def extract_sextractor(data: np.ndarray, cfg: ExtractConfig, exptime: float,
             t = np.asarray(t) if t is not None else None
     back, rms = _global_stats(data)
     info = {"globalback": back, "globalrms": rms, "back": None}
-    from .extract import _empty
 
     if t is None or len(t) == 0:
-        out = _empty()
+        out = empty_measurements()
         out["class_star"] = np.zeros(0)
         return out, info
     if len(t) > cfg.max_sources:

@@ -41,11 +41,33 @@ class BatchSOM:
         partial sums; memory ~ (n / chunk) * units * (d + 1) * 8 bytes).
     seed : int
         Seed of the random initialisation used when PCA is impossible.
+    n_threads : int
+        Threads of the fused BMU pass (the rule's ``threads``).
+
+    The values come from the ``som`` mapping of a ``qa.presets`` entry
+    (:meth:`from_config`, or :meth:`from_preset` outside the workflow).
     """
 
-    def __init__(self, rows: int = 15, cols: int = 15, sigma0: float = 3.0,
-                 sigma_end: float = 0.7, n_iter: int = 30, chunk: int = 8192,
-                 seed: int = 0, n_threads: int = 2):
+    @classmethod
+    def from_config(cls, som: dict, seed: int = 0, n_threads: int = 1,
+                    **overrides) -> BatchSOM:
+        """From the ``som`` mapping of a complete ``qa.presets`` entry."""
+        som = {**som, **overrides}
+        keys = ("rows", "cols", "sigma0", "sigma_end", "n_iter", "chunk")
+        return cls(**{k: som[k] for k in keys}, seed=seed, n_threads=n_threads)
+
+    @classmethod
+    def from_preset(cls, name: str | None = None, seed: int = 0, n_threads: int = 1,
+                    **overrides) -> BatchSOM:
+        """The SOM of a schema preset of ``qa`` (``paper``: 15 x 15, paper 000) with
+        ``overrides`` (:func:`catclean.config.schema_preset`)."""
+        from ..config import schema_preset
+
+        return cls.from_config({**schema_preset("qa", name)["som"], **overrides}, seed,
+                               n_threads)
+
+    def __init__(self, rows: int, cols: int, sigma0: float, sigma_end: float, n_iter: int,
+                 chunk: int, seed: int = 0, n_threads: int = 1):
         self.rows, self.cols = int(rows), int(cols)
         self.sigma0, self.sigma_end = float(sigma0), float(sigma_end)
         self.n_iter, self.chunk, self.seed = int(n_iter), int(chunk), int(seed)
