@@ -13,7 +13,7 @@ import pytest
 from catclean import inference as inf
 from catclean.shreds.model import ShredArch, build_shred_cnn
 
-TINY = ShredArch(input_size=32, width=0.125, dense=(16, 8))
+TINY = ShredArch.from_preset("small", input_size=32, width=0.125, dense=(16, 8))
 
 
 def _images(n, seed):
