@@ -63,3 +63,9 @@ def test_provenance_counts_unless_content_only(tmp_path):
     assert "metadata differs" in why and "catclean.provenance" in why
     assert compare_runs(tmp_path / "a", tmp_path / "b", provenance=False).identical
     assert main(["compare", "--content-only", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+
+
+def test_a_missing_run_directory_is_named(tmp_path, capsys):
+    _run(tmp_path / "a", [0.1, 0.9], 1.0)
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "nope")]) == 2
+    assert f"run directory not found: {tmp_path / 'nope'}" in capsys.readouterr().err

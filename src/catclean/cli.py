@@ -155,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except ConfigError as exc:
+    except (ConfigError, FileNotFoundError) as exc:
+        # a bad config key or a missing input: one line naming it, not a traceback
         print(f"catclean: {exc}", file=sys.stderr)
         return 2
 

@@ -19,8 +19,10 @@ precision the accuracy guard (max |dp| and the flip rate of ``p >= threshold``, 
 :data:`GUARDS`), whether it passed, and its throughput here. A precision that fails its
 guard is not offered. :func:`choose_precision` turns the config value (``auto`` |
 ``float32`` | ``bfloat16`` | ``int8``) into the precision a job uses: ``auto`` is the
-fastest offered precision that this machine can run (a more accurate one within 10% of
-it wins).
+first offered precision of :data:`AUTO_ORDER` that this machine can run (bf16 where the
+CPU has it natively, else float32). The card's throughputs are for information: a choice
+made from timings would differ between two runs of the same config, and the same config
+must give the same Parquet.
 
 Determinism: for a given precision the same inputs give identical outputs (fixed batch
 shapes, TensorFlow op determinism from :mod:`catclean.runtime`, ONNX Runtime with a fixed
@@ -49,8 +51,12 @@ GUARDS = {"bfloat16": {"max_dp": 1e-3, "max_flip_rate": 0.001},
 #: with labels of the check inputs: the ROC AUC may move at most this much (issue 16)
 MAX_AUC_CHANGE = 0.005
 CARD_VERSION = 1
-#: ``auto`` takes a less accurate precision only when it is this much faster
-AUTO_MARGIN = 1.1
+#: what ``auto`` prefers, fastest first, where offered and runnable. Measured on an
+#: AVX512-BF16 CPU (docs/shreds.md): bf16 3.2x (small) to 6.4x (paper size) the eager path,
+#: compiled float32 1.5-1.8x, ONNX int8 0.9-3.0x, so int8 is never faster than bf16 and not
+#: reliably faster than float32; it runs only when asked for. A fixed order, not the
+#: card's timings: the same config and machine give the same precision, run after run.
+AUTO_ORDER = ("bfloat16", "float32")
 
 
 # -- what this machine can run ---------------------------------------------------------
@@ -106,9 +112,8 @@ def choose_precision(requested: str, card: dict | None) -> tuple[str, str]:
     Returns
     -------
     (precision, reason) : (str, str)
-        ``auto``: the fastest offered precision this machine can run (throughputs of the
-        card), unless a more accurate one (float32 > bfloat16 > int8) is within
-        :data:`AUTO_MARGIN` of it. An explicit precision that this machine cannot run
+        ``auto``: the first offered precision of :data:`AUTO_ORDER` this machine can run
+        (never chosen from timings). An explicit precision that this machine cannot run
         (CPU without bf16, no onnxruntime) falls back to float32, with the reason.
 
     Raises
@@ -123,13 +128,9 @@ def choose_precision(requested: str, card: dict | None) -> tuple[str, str]:
     entries = (card or {}).get("precisions", {})
     offered = [p for p in PRECISIONS if p == "float32" or entries.get(p, {}).get("offered")]
     if requested == "auto":
-        runnable = [p for p in offered if runnable_here(p)[0]]
-        rate = {p: entries.get(p, {}).get("cutouts_per_s") or 0.0 for p in runnable}
-        # the most accurate precision within AUTO_MARGIN of the fastest: timing noise
-        # alone never trades accuracy away
-        fastest = max(rate.values())
-        best = next(p for p in runnable if rate[p] * AUTO_MARGIN >= fastest)
-        return best, (f"auto: fastest offered ({', '.join(f'{p} {rate[p]:.0f}/s' for p in runnable)})"
+        best = next(p for p in AUTO_ORDER if p in offered and runnable_here(p)[0])
+        return best, (f"auto: first of {', '.join(AUTO_ORDER)} offered and runnable here "
+                      f"(offered: {', '.join(offered)})"
                       if card else "auto: no inference card, float32 only")
     if requested not in offered:
         why = entries.get(requested, {}).get("reason", "not prepared for this model")
