@@ -66,7 +66,7 @@ def test_candels_sim_is_rendered_at_hst_resolution(cfg):
     fwhm_hst = galsim.Image(render(row, gcfg, 64), scale=1.0).calculateFWHM()
     assert 3.0 <= fwhm_hst <= 3.8
     assert fwhm_hst * 0.06 < 0.25  # arcsec
-    legacy = GalaxySimConfig.from_config(cfg["blends"]["sim"])
+    legacy = GalaxySimConfig.from_config(_settings(cfg, "small")["sim"])
     row["psf_fwhm"] = 1.3
     fwhm_leg = galsim.Image(render(row, legacy, 64), scale=1.0).calculateFWHM()
     assert 1.3 / 0.262 <= fwhm_leg <= 1.3 / 0.262 + 0.8
