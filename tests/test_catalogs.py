@@ -129,6 +129,12 @@ def test_row_balance_is_enforced():
     ok = join_stage_columns(base, {"s": pd.DataFrame({"source_id": ["b", "a"],
                                                       "p": [0.2, 0.1]})}, "x")
     assert ok["p"].tolist() == [0.1, 0.2]
+    # an empty partition: its stage table read back with a float64 source_id still joins
+    # (found at x16 hosts by bench_scaling: pandas refused to merge float64 with str)
+    empty = pd.DataFrame({"source_id": pd.Series([], dtype="string")})
+    stage = pd.DataFrame({"source_id": pd.Series([], dtype="float64"), "p": []})
+    joined = join_stage_columns(empty, {"shreds": stage}, "x")
+    assert len(joined) == 0 and list(joined.columns) == ["source_id", "p"]
 
 
 def test_missing_input_file_is_named(tmp_path):

@@ -59,6 +59,9 @@ def join_stage_columns(base: pd.DataFrame, stages: Mapping[str, pd.DataFrame],
         extra = [c for c in table.columns if c != "source_id" and c in out.columns]
         if extra:
             raise RowBalanceError(f"stage '{name}' overwrites existing columns {extra}")
+        # an empty partition's stage table may come back with a float64 source_id (pandas
+        # types an empty object column so); the ids balance, so take base's type
+        table = table.astype({"source_id": out["source_id"].dtype})
         out = out.merge(table, on="source_id", how="left", validate="one_to_one")
     return out
 
