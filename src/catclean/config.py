@@ -217,6 +217,19 @@ def preset_settings(config: dict, stage: str) -> dict:
     return {**copy.deepcopy(section["presets"][name]), "preset": name}
 
 
+def settings_from(cls, mapping: dict, **given):
+    """An instance of the settings dataclass ``cls`` from the entries of ``mapping`` named
+    like its fields (a complete config section or preset: every field is required, other
+    keys are ignored); ``given`` fields are passed directly (e.g. a job's seed)."""
+    from dataclasses import fields
+
+    names = [f.name for f in fields(cls) if f.name not in given]
+    missing = [n for n in names if n not in mapping]
+    if missing:
+        raise KeyError(f"{cls.__name__} settings lack {missing}")
+    return cls(**{n: mapping[n] for n in names}, **given)
+
+
 def schema_preset(stage: str, name: str | None = None) -> dict:
     """One complete preset of a stage, from the schema and the repository's config.
 

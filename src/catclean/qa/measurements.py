@@ -51,7 +51,9 @@ class ExtractConfig:
     @classmethod
     def from_dict(cls, d: dict) -> ExtractConfig:
         """From the complete ``qa.extract`` section."""
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__})
+        from ..config import settings_from
+
+        return settings_from(cls, d)
 
 
 def empty_measurements() -> dict:

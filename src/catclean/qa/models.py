@@ -56,7 +56,9 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
         """From a complete ``models`` section (unknown keys are an error of the schema)."""
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__})
+        from ..config import settings_from
+
+        return settings_from(cls, d)
 
 
 def build_model(kind: str, n_clusters: int, stamp: int, cfg: ModelConfig):

@@ -59,8 +59,9 @@ class TrainConfig:
     @classmethod
     def from_config(cls, cfg: dict, seed: int, threads: int) -> TrainConfig:
         """From a complete preset of ``shreds.presets`` (every key filled by the schema)."""
-        keys = set(cls.__dataclass_fields__) - {"seed", "threads"}
-        return cls(seed=int(seed), threads=int(threads), **{k: cfg[k] for k in keys})
+        from ..config import settings_from
+
+        return settings_from(cls, cfg, seed=int(seed), threads=int(threads))
 
     @classmethod
     def from_preset(cls, name: str | None = None, seed: int = 0, threads: int = 1,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -111,7 +111,9 @@ class SOMSettings:
     @classmethod
     def from_config(cls, cfg: dict) -> SOMSettings:
         """The SOM fields of a complete ``som.presets`` entry (every key from the schema)."""
-        return cls(**{f.name: cfg[f.name] for f in fields(cls)})
+        from ..config import settings_from
+
+        return settings_from(cls, cfg)
 
     @classmethod
     def from_preset(cls, name: str | None = None, **overrides) -> SOMSettings:
