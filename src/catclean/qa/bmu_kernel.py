@@ -9,8 +9,8 @@ One pass over the rows does, for each row ``x``::
 without ever holding the rows x units distance matrix: rows are taken ``TILE`` at a time,
 transposed into a small (features x TILE) tile, and the units are scanned four at a time
 against the whole tile, keeping the running minimum and its index per row in registers
-(the loop over the tile's rows vectorises). Features are padded with zeros to a multiple
-of 8, units to a multiple of 4 with ``+inf`` norms (never chosen).
+(the loop over the tile's rows vectorises). Five features (the paper's SOM) run unpadded;
+other counts are padded with zeros to a multiple of 8, units to a multiple of 4 with ``+inf`` norms (never chosen).
 
 Rows are cut into fixed blocks of ``block`` rows. Every block writes its own partial
 sums, which are added in block order afterwards, so the result does not depend on the
@@ -28,6 +28,27 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numba as nb
 import numpy as np
+
+
+def _prefer_512_bit_vectors() -> None:
+    """Let LLVM use the full 512-bit registers on AVX-512 CPUs.
+
+    LLVM's x86 targets prefer 256-bit vectors by default (``prefer-256-bit``), which
+    leaves half of each AVX-512 unit idle in the kernel's row loop; without that
+    preference the pass is 10-15% faster (``benchmarks/bench_qa_som.py``). Only set when
+    the user has not chosen features (``NUMBA_CPU_FEATURES``) and before numba has built
+    its code generator; otherwise nothing changes.
+    """
+    import llvmlite.binding as llvm
+
+    if nb.config.CPU_FEATURES is not None:
+        return
+    features = llvm.get_host_cpu_features()
+    if features.get("avx512f"):
+        nb.config.CPU_FEATURES = features.flatten() + ",-prefer-256-bit"
+
+
+_prefer_512_bit_vectors()
 
 #: rows per register tile of the kernel
 TILE = 128
@@ -66,7 +87,42 @@ def _kernel(x, wt, wn, wd, b0, b1, block, idx, dist, s, n, q):  # pragma: no cov
             for r in range(TILE):
                 best[r] = np.inf
                 bi[r] = 0
-            if dp == 8:
+            if dp == 5:  # the paper's five features: no padding FMAs
+                for u in range(0, up, 4):
+                    n0 = wn[u]
+                    n1 = wn[u + 1]
+                    n2 = wn[u + 2]
+                    n3 = wn[u + 3]
+                    p00, p01, p02, p03, p04 = wt[0, u], wt[1, u], wt[2, u], wt[3, u], wt[4, u]
+                    p10, p11, p12, p13, p14 = (wt[0, u + 1], wt[1, u + 1], wt[2, u + 1],
+                                               wt[3, u + 1], wt[4, u + 1])
+                    p20, p21, p22, p23, p24 = (wt[0, u + 2], wt[1, u + 2], wt[2, u + 2],
+                                               wt[3, u + 2], wt[4, u + 2])
+                    p30, p31, p32, p33, p34 = (wt[0, u + 3], wt[1, u + 3], wt[2, u + 3],
+                                               wt[3, u + 3], wt[4, u + 3])
+                    for r in range(TILE):
+                        x0, x1, x2, x3, x4 = xt[0, r], xt[1, r], xt[2, r], xt[3, r], xt[4, r]
+                        d0 = n0 + x0 * p00 + x1 * p01 + x2 * p02 + x3 * p03 + x4 * p04
+                        d1 = n1 + x0 * p10 + x1 * p11 + x2 * p12 + x3 * p13 + x4 * p14
+                        d2 = n2 + x0 * p20 + x1 * p21 + x2 * p22 + x3 * p23 + x4 * p24
+                        d3 = n3 + x0 * p30 + x1 * p31 + x2 * p32 + x3 * p33 + x4 * p34
+                        bb = best[r]
+                        j = bi[r]
+                        c = d0 < bb
+                        bb = d0 if c else bb
+                        j = u if c else j
+                        c = d1 < bb
+                        bb = d1 if c else bb
+                        j = u + 1 if c else j
+                        c = d2 < bb
+                        bb = d2 if c else bb
+                        j = u + 2 if c else j
+                        c = d3 < bb
+                        bb = d3 if c else bb
+                        j = u + 3 if c else j
+                        best[r] = bb
+                        bi[r] = j
+            elif dp == 8:
                 for u in range(0, up, 4):
                     n0 = wn[u]
                     n1 = wn[u + 1]
@@ -153,7 +209,8 @@ def _padded_codebook(weights: np.ndarray):
     units to a multiple of 4 (``+inf`` norms)."""
     w = np.asarray(weights, np.float32)
     u, d = w.shape
-    dp = max(FEATURE_PAD, -(-d // FEATURE_PAD) * FEATURE_PAD)
+    # five features (paper 000's SOM) have an unpadded path; otherwise pad to 8s
+    dp = 5 if d == 5 else max(FEATURE_PAD, -(-d // FEATURE_PAD) * FEATURE_PAD)
     up = -(-u // UNIT_GROUP) * UNIT_GROUP
     wt = np.zeros((dp, up), np.float32)
     wt[:d, :u] = (np.float32(-2.0) * w).T

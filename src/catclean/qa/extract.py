@@ -117,12 +117,22 @@ def ccd_data(hdu) -> np.ndarray | None:
     return np.asarray(data, dtype=np.float32)
 
 
+def all_finite(data: np.ndarray) -> bool:
+    """True when no pixel is NaN or infinite: a NaN or inf makes the sum non-finite, and
+    one float32 sum is several times cheaper than ``np.isfinite(data).all()`` (an
+    overflowing sum only sends the check to the exact test)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.add.reduce(data, axis=None)):
+            return True
+    return bool(np.isfinite(data).all())
+
+
 def ccd_status(data: np.ndarray | None) -> tuple[str, str]:
     """Classify a CCD before extraction: ('ok'|'dead'|'bad', reason)."""
     if data is None:
         return "bad", "unreadable CCD extension"
-    finite = np.isfinite(data)
-    if finite.all():  # the usual case: no copy of the finite pixels
+    finite = True if all_finite(data) else np.isfinite(data)
+    if finite is True:  # the usual case: no mask, no copy of the finite pixels
         finite_pixels = data
     elif not finite.any():
         return "bad", "all pixels NaN"
@@ -151,26 +161,28 @@ def extract_sep(data: np.ndarray, cfg: ExtractConfig, configure: bool = True):
     Returns
     -------
     meas : dict of arrays (:data:`MEASUREMENT_COLUMNS`)
-    bkg_info : dict with ``globalback`` and ``globalrms`` (ADU) and the background map
-        function ``back_at(x, y)``.
+    bkg_info : dict with ``globalback`` and ``globalrms`` (ADU).
     """
     import sep
 
     if configure:
         configure_sep(data.size)
-    mask = ~np.isfinite(data)
-    has_mask = bool(mask.any())
+    has_mask = not all_finite(data)
+    mask = ~np.isfinite(data) if has_mask else None
     if has_mask:
         data = np.where(mask, 0.0, data).astype(np.float32)
     data = np.ascontiguousarray(data, dtype=np.float32)
     bkg = sep.Background(data, mask=mask if has_mask else None, bw=cfg.back_size,
                          bh=cfg.back_size, fw=cfg.back_filter, fh=cfg.back_filter)
-    back = bkg.back()
     rms = float(bkg.globalrms)
-    info = {"globalback": float(bkg.globalback), "globalrms": rms, "back": back}
+    info = {"globalback": float(bkg.globalback), "globalrms": rms}
     if not np.isfinite(rms) or rms <= 0:
         return empty_measurements(), info
-    sub = data - back
+    # subtract in place on a copy: sep evaluates the background spline row by row
+    # instead of materialising the full-CCD map first (3-5x faster than data - back());
+    # the background at a source is then data - sub there
+    sub = data.copy()
+    bkg.subfrom(sub)
     try:
         obj = sep.extract(sub, cfg.thresh, err=rms, mask=mask if has_mask else None,
                           minarea=cfg.minarea, deblend_cont=cfg.deblend_cont)
@@ -189,13 +201,14 @@ def extract_sep(data: np.ndarray, cfg: ExtractConfig, configure: bool = True):
     ix = np.clip(np.rint(x).astype(int), 0, nx - 1)
     flux = obj["flux"].astype(np.float64)
     npix = obj["npix"].astype(np.float64)
+    back = (data[iy, ix] - sub[iy, ix]).astype(np.float64)
     meas = {
         "x": x, "y": y, "npix": npix, "a": a, "b": obj["b"].astype(np.float64),
         "theta": obj["theta"].astype(np.float64), "flux": flux,
-        "peak": obj["peak"].astype(np.float64) + back[iy, ix],
+        "peak": obj["peak"].astype(np.float64) + back,
         "r50": np.asarray(r50, np.float64),
         "snr": flux / (rms * np.sqrt(np.maximum(npix, 1.0))),
-        "back": back[iy, ix].astype(np.float64), "flag": obj["flag"].astype(np.int32),
+        "back": back, "flag": obj["flag"].astype(np.int32),
     }
     return meas, info
 

@@ -558,11 +558,17 @@ class Grader:
     workers : processes extracting the CCDs of an exposure in parallel (default: the
         settings' ``threads``); 1 extracts in this process. The pool starts here, before
         the model is loaded, and lives until :meth:`close` (or the end of a ``with``).
+    precision, inference_dir : the inference precision (``qa.grade.inference.precision``)
+        and the directory of the model's inference card (``qa_prepare_inference``), as
+        for the workflow's grading (:func:`catclean.inference.load_predictor`); without a
+        card ``auto`` is float32. The model runs compiled, with one fixed batch of
+        ``simulate.n_ccd`` samples (one per CCD), traced here, not in the first exposure.
     """
 
     def __init__(self, stellarity_path, som_path, model_path, settings: dict, seed: int,
-                 combiner=None, workers: int | None = None):
-        from .models import load_model
+                 combiner=None, workers: int | None = None, precision: str = "auto",
+                 inference_dir=None):
+        from catclean.inference import load_predictor
 
         self.workers = int(settings.get("threads", 1) if workers is None else workers)
         self.pool = ccd_pool(self.workers) if self.workers > 1 else None
@@ -572,7 +578,9 @@ class Grader:
         self.som.bmu(np.zeros((1, self.som.weights.shape[1]), np.float32))
         self.unit_cluster = extra["unit_cluster"]
         self.n_clusters = int(self.unit_cluster.max() + 1)
-        self.model = load_model(model_path)
+        _, self.model, self.precision_reason = load_predictor(
+            model_path, precision, inference_dir, int(settings["simulate"]["n_ccd"]))
+        self.model([np.zeros((1,) + sh, np.float32) for sh in self.model.input_shapes])
         self.kind = settings["grade"]["model"]
         self.extract = ExtractConfig.from_dict(settings["extract"])
         self.pixel_scale = settings["simulate"]["pixel_scale"]
