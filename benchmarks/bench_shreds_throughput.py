@@ -52,13 +52,13 @@ def _bench(size, a, tmp: Path) -> None:
     import keras
 
     from catclean.cutouts import CutoutStore, write_store
-    from catclean.inference import GUARDS, guard, prepare
+    from catclean.inference import GUARDS, MAX_AUC_CHANGE, guard, load_keras, prepare
     from catclean.shreds.model import ShredArch, build_shred_cnn
     from catclean.shreds.score import ShredScorer, score_partition
 
     rng = np.random.default_rng(0)
     if a.model:
-        model = keras.saving.load_model(a.model, compile=False, safe_mode=True)
+        model = load_keras(a.model)
     else:
         keras.utils.set_random_seed(0)
         model = build_shred_cnn(ShredArch.from_preset(size))
@@ -87,7 +87,14 @@ def _bench(size, a, tmp: Path) -> None:
     print(f"\n== {size}: {model.count_params():,} parameters, {len(imgs)} cutouts, batch "
           f"{a.batch}, {a.threads} threads; prepare (convert, calibrate on {len(calib)}, "
           f"guard on {min(a.check, len(calib))}) {t_prep:.1f} s; auto -> {card['auto']}")
-    rows, p_ref, base = [], None, None
+    real = None
+    if a.real:  # the real validation eye labels (issue 11): the AUC guard of issue 16
+        from sklearn.metrics import roc_auc_score
+
+        from catclean.shreds.real import load_real_labels, split_xy
+
+        real = split_xy(load_real_labels(a.real), "validation")
+    rows, p_ref, base, auc_ref = [], None, None, None
     for prec in ("eager", "float32", "bfloat16", "int8"):
         entry = card["precisions"].get(prec, {})
         if prec != "eager" and "cutouts_per_s" not in entry:
@@ -108,18 +115,26 @@ def _bench(size, a, tmp: Path) -> None:
             g = guard(p_ref, p, prec if prec in GUARDS else "bfloat16")
         if prec == "float32":
             g["passed"] = bool(np.array_equal(p, p_ref))  # compiled must equal eager
+        auc = None
+        if real is not None:
+            auc = float(roc_auc_score(real[1], scorer.predict(real[0])))
+            auc_ref = auc if prec == "eager" else auc_ref
+            g["passed"] = g["passed"] and abs(auc - auc_ref) <= MAX_AUC_CHANGE
         offered = "baseline" if prec == "eager" else (
             "offered" if entry.get("offered") else "NOT offered")
         rows.append(dict(path=prec, rate=rate, ratio=rate / base, max_dp=g["max_dp"],
                          flips=g["flips"], n=len(p), ok=g["passed"], card=offered,
-                         card_dp=entry.get("max_dp"), hours=1e6 / rate / 3600))
+                         card_dp=entry.get("max_dp"), hours=1e6 / rate / 3600, auc=auc))
     print(f"{'path':9s} {'cutouts/s':>10s} {'x eager':>8s} {'max|dp|':>9s} {'flips':>7s} "
-          f"{'guard':>6s} {'card (prepare)':>22s} {'10^6 cutouts':>13s}")
+          f"{'guard':>6s} {'card (prepare)':>22s} {'10^6 cutouts':>13s}"
+          + ("  real-label AUC (change)" if real is not None else ""))
     for r in rows:
         card_dp = f" {r['card_dp']:.1e}" if r["card_dp"] is not None else ""
+        auc = (f"  {r['auc']:.4f} ({r['auc'] - auc_ref:+.4f})" if r["auc"] is not None
+               else "")
         print(f"{r['path']:9s} {r['rate']:10.1f} {r['ratio']:8.2f} {r['max_dp']:9.1e} "
               f"{r['flips']:3d}/{r['n']:<3d} {'ok' if r['ok'] else 'FAIL':>6s} "
-              f"{r['card'] + card_dp:>22s} {r['hours'] * 60:9.1f} min")
+              f"{r['card'] + card_dp:>22s} {r['hours'] * 60:9.1f} min{auc}")
 
 
 def main() -> None:
@@ -133,6 +148,8 @@ def main() -> None:
     ap.add_argument("--model", help="a trained .keras shred model (default: random weights)")
     ap.add_argument("--data", help="its training set .npz (cutouts and calibration)")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("TF_THREADS", 2)))
+    ap.add_argument("--real", help="real cutout directory: AUC on the real validation eye "
+                    "labels per precision (change <= 0.005 against eager)")
     a = ap.parse_args()
     from catclean.inference import cpu_has_bf16
     from catclean.runtime import setup

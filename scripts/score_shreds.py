@@ -8,4 +8,4 @@ log = rule_setup(snakemake, tensorflow=True)
 p = snakemake.params
 score(snakemake.input.cuts, snakemake.input.store, snakemake.input.model, p.kind,
       p.threshold, p.batch_size, snakemake.output[0], precision=p.precision,
-      inference_dir=snakemake.input.get("inference"))
+      inference_dir=snakemake.input.get("inference"), folds_dir=snakemake.input.get("folds"))

@@ -5,4 +5,5 @@ from catclean.shreds.stage import load_training_set, train
 log = rule_setup(snakemake, tensorflow=True)
 p = snakemake.params
 data = load_training_set(snakemake.input[0], p.seed, galaxy_fraction=None)
-train(data, p.settings, p.seed, snakemake.threads, snakemake.output.model, snakemake.output.cv)
+train(data, p.settings, p.seed, snakemake.threads, snakemake.output.model, snakemake.output.cv,
+      folds_dir=snakemake.output.folds)

@@ -86,8 +86,14 @@ def test_auto_follows_a_fixed_order_not_timings(monkeypatch):
     monkeypatch.setattr(inf, "cpu_has_bf16", lambda cpuinfo=None: True)
     monkeypatch.setattr(inf, "onnxruntime_available", lambda: True)
     assert inf.choose_precision("auto", _card())[0] == "bfloat16"
-    # int8 runs only when asked for (never faster than bf16, not reliably than float32)
+    # int8 is never faster than bf16, and faster than float32 only on large models: auto
+    # takes it for a model of >= INT8_AUTO_MIN_PARAMS parameters (a property, not a timing)
     assert inf.choose_precision("auto", _card(bf16=False))[0] == "float32"
+    large = _card(bf16=False)
+    large["n_params"] = inf.INT8_AUTO_MIN_PARAMS
+    assert inf.choose_precision("auto", large)[0] == "int8"
+    large["n_params"] = inf.INT8_AUTO_MIN_PARAMS - 1
+    assert inf.choose_precision("auto", large)[0] == "float32"
     assert inf.choose_precision("auto", _card(bf16=False, int8=False))[0] == "float32"
     assert inf.choose_precision("auto", None)[0] == "float32"
     # the card's timings do not move the choice: two runs of one config choose alike

@@ -10,8 +10,8 @@ Every network that scores at pipeline scale goes through one :class:`Predictor`:
   where the CPU has native bf16 (:func:`cpu_has_bf16`: AVX512-BF16 or AMX-BF16); elsewhere
   TensorFlow would emulate it, slower than float32;
 - ``int8`` -- ONNX Runtime on a statically quantized copy (QDQ, per-channel int8 weights,
-  uint8 activations, MinMax calibration on the model's own training cutouts; the output
-  layer stays float32), stored beside the float model by :func:`prepare`.
+  uint8 activations, MinMax calibration on the model's own training cutouts; the first
+  convolution stage and the output layer stay float32), stored beside the float model by :func:`prepare`.
 
 :func:`prepare` (run once per model, e.g. by rule ``prepare_shred_inference``) measures
 every precision against float32 on the same cutouts and writes a card (JSON): per
@@ -19,7 +19,8 @@ precision the accuracy guard (max |dp| and the flip rate of ``p >= threshold``, 
 :data:`GUARDS`), whether it passed, and its throughput here. A precision that fails its
 guard is not offered. :func:`choose_precision` turns the config value (``auto`` |
 ``float32`` | ``bfloat16`` | ``int8``) into the precision a job uses: ``auto`` is the
-first offered precision of :data:`AUTO_ORDER` that this machine can run (bf16 where the
+first offered precision of :data:`AUTO_ORDER` that this machine can run (int8 only for
+models of :data:`INT8_AUTO_MIN_PARAMS` parameters or more; bf16 where the
 CPU has it natively, else float32). The card's throughputs are for information: a choice
 made from timings would differ between two runs of the same config, and the same config
 must give the same Parquet.
@@ -53,10 +54,16 @@ MAX_AUC_CHANGE = 0.005
 CARD_VERSION = 1
 #: what ``auto`` prefers, fastest first, where offered and runnable. Measured on an
 #: AVX512-BF16 CPU (docs/shreds.md): bf16 3.2x (small) to 6.4x (paper size) the eager path,
-#: compiled float32 1.5-1.8x, ONNX int8 0.9-3.0x, so int8 is never faster than bf16 and not
-#: reliably faster than float32; it runs only when asked for. A fixed order, not the
-#: card's timings: the same config and machine give the same precision, run after run.
-AUTO_ORDER = ("bfloat16", "float32")
+#: compiled float32 1.5-1.8x, ONNX int8 0.9-3.0x: int8 is never faster than bf16, and
+#: faster than float32 only on large models (:data:`INT8_AUTO_MIN_PARAMS`). A fixed order,
+#: not the card's timings: the same config and machine give the same precision, run
+#: after run.
+AUTO_ORDER = ("bfloat16", "int8", "float32")
+#: ``auto`` takes int8 only for models at least this large (parameters): there the
+#: convolutions dominate and int8 ran 2.2-2.6x compiled float32 (paper-size shred CNN,
+#: first stage in float32); on the small networks it was 0.9-1.2x (docs/shreds.md). A
+#: property of the model, not a timing, so the choice is the same run after run.
+INT8_AUTO_MIN_PARAMS = 2_000_000
 
 
 # -- what this machine can run ---------------------------------------------------------
@@ -128,6 +135,8 @@ def choose_precision(requested: str, card: dict | None) -> tuple[str, str]:
     entries = (card or {}).get("precisions", {})
     offered = [p for p in PRECISIONS if p == "float32" or entries.get(p, {}).get("offered")]
     if requested == "auto":
+        if (card or {}).get("n_params", 0) < INT8_AUTO_MIN_PARAMS:
+            offered = [p for p in offered if p != "int8"]
         best = next(p for p in AUTO_ORDER if p in offered and runnable_here(p)[0])
         return best, (f"auto: first of {', '.join(AUTO_ORDER)} offered and runnable here "
                       f"(offered: {', '.join(offered)})"
@@ -164,6 +173,45 @@ def with_dtype_policy(model, policy: str):
         if inner is not None and hasattr(inner, "dtype_policy"):
             inner.dtype_policy = layer.dtype_policy
     return clone
+
+
+def load_keras(path):
+    """Load a ``.keras`` model in safe mode, computing in float32.
+
+    A model stored with float16 weights (the shipped shred CNN: half the file size) is
+    rebuilt with float32 layers and its weights up-cast, so that every precision starts
+    from the same float32 network.
+    """
+    import keras
+
+    model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    if all(w.dtype != "float16" for w in model.weights):
+        return model
+    return _stored_as(model, "float32")
+
+
+def _stored_as(model, dtype: str):
+    """A copy of a functional Keras model whose layers hold (and compute in) ``dtype``,
+    with the weights cast."""
+    import keras
+
+    def layer_in_dtype(layer):
+        cfg = layer.get_config()
+        if "dtype" in cfg:
+            cfg["dtype"] = dtype
+        return layer.__class__.from_config(cfg)
+
+    clone = keras.models.clone_model(model, clone_function=layer_in_dtype)
+    clone.set_weights([np.asarray(w, dtype) for w in model.get_weights()])
+    return clone
+
+
+def save_float16(model, path) -> None:
+    """Save a float32 Keras model with float16 weights (half the file; no optimizer
+    state). :func:`load_keras` restores a float32 model from it."""
+    half = _stored_as(model, "float16")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    half.save(path)  # an uncompiled clone: no optimizer state in the file
 
 
 def _threads() -> int:
@@ -275,12 +323,10 @@ def load_predictor(model_path, requested: str, inference_dir=None,
     (keras.Model, Predictor, str)
         The float model, the predictor (``.precision`` is the one used), and why.
     """
-    import keras
-
     card = load_card(inference_dir) if inference_dir else None
     precision, why = choose_precision(requested, card)
     log.info("%s: precision %s (%s)", Path(model_path).name, precision, why)
-    model = keras.saving.load_model(model_path, compile=False, safe_mode=True)
+    model = load_keras(model_path)
     onnx = Path(inference_dir) / card["precisions"]["int8"]["onnx"] \
         if precision == "int8" else None
     pred = Predictor(model if precision != "int8" else None, precision, batch_size,
@@ -346,10 +392,25 @@ def _head_nodes(onnx_model) -> list[str]:
     return names
 
 
+def _first_stage_convs(onnx_model) -> list[str]:
+    """The convolutions before the first max-pooling: the full-resolution stage that reads
+    the image. Quantizing the input pixels and the first feature maps to 8 bits costs most
+    of int8's error on trained shred CNNs (paper size: max |dp| 2.2e-2 with them, 4.4e-3
+    without), so they stay float32."""
+    names = []
+    for node in onnx_model.graph.node:
+        if node.op_type == "MaxPool":
+            break
+        if node.op_type == "Conv":
+            names.append(node.name)
+    return names
+
+
 def quantize_int8(float_onnx, out_path, calibration: np.ndarray, batch_size: int = 16) -> Path:
     """Static int8 quantization (QDQ, per-channel int8 weights, uint8 activations, MinMax
     calibration on ``calibration`` -- an array, or a list of arrays for several inputs --
-    float32 inputs) of an ONNX model; the output layer stays float32."""
+    float32 inputs) of an ONNX model; the first convolution stage (before the first
+    max-pooling) and the output layer stay float32."""
     import onnx
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -374,7 +435,7 @@ def quantize_int8(float_onnx, out_path, calibration: np.ndarray, batch_size: int
     quantize_static(str(float_onnx), str(out_path), Reader(), quant_format=QuantFormat.QDQ,
                     per_channel=True, activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
-                    nodes_to_exclude=_head_nodes(model))
+                    nodes_to_exclude=_first_stage_convs(model) + _head_nodes(model))
     return Path(out_path)
 
 
@@ -455,7 +516,8 @@ def prepare(model, calibration: np.ndarray, check: np.ndarray, out_dir, score=No
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     check = [np.asarray(c, np.float32) for c in _as_list(check)]
-    card = {"card_version": CARD_VERSION, "n_check": int(len(check[0])),
+    card = {"card_version": CARD_VERSION, "n_params": int(model.count_params()),
+            "n_check": int(len(check[0])),
             "n_calibration": int(len(_as_list(calibration)[0])), "batch_size": int(batch_size),
             "threshold": float(threshold), "cpu_bf16": cpu_has_bf16(), "precisions": {}}
     p32, rate = _timed(Predictor(model, "float32", batch_size), check, score)

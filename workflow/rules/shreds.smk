@@ -4,12 +4,19 @@
 # (shreds.model.kind: savedmodel). See docs/shreds.md. Every rule calls one function of
 # catclean.shreds.stage.
 
+from catclean.shreds.model import SHIPPED_SHRED_MODEL
+
 SHREDS = config["shreds"]
 SHREDS_DIR = f"{RESULTS}/shreds/_model"
 SHREDS_MODEL_KIND = SHREDS["model"]["kind"]
 SHREDS_LABELED = SHREDS["training"]["source"] == "labeled"
-if SHREDS_MODEL_KIND != "trained" and not SHREDS["model"]["path"]:
+if SHREDS_MODEL_KIND in ("keras", "savedmodel") and not SHREDS["model"]["path"]:
     raise WorkflowError(f"shreds.model.kind={SHREDS_MODEL_KIND!r} needs shreds.model.path")
+# the model that scores: trained here, shipped with catclean, or the configured file
+SHREDS_MODEL = {
+    "trained": f"{SHREDS_DIR}/shred_cnn.keras",
+    "shipped": str(SHIPPED_SHRED_MODEL),
+}.get(SHREDS_MODEL_KIND, SHREDS["model"]["path"])
 
 
 rule make_shred_training_set:
@@ -42,6 +49,8 @@ rule train_shred_cnn:
     output:
         model=f"{SHREDS_DIR}/shred_cnn.keras",
         cv=f"{SHREDS_DIR}/cv.json",
+        # every CV fold's model: their spread is p_shred_std
+        folds=directory(f"{SHREDS_DIR}/folds"),
     params:
         settings=preset_settings(config, "shreds"),
         seed=config["seed"],
@@ -58,11 +67,7 @@ rule train_shred_cnn:
 
 rule prepare_shred_inference:
     input:
-        model=(
-            rules.train_shred_cnn.output.model
-            if SHREDS_MODEL_KIND == "trained"
-            else SHREDS["model"]["path"]
-        ),
+        model=SHREDS_MODEL,
         # the model's own training cutouts: int8 calibration and the accuracy guards
         data=rules.make_shred_training_set.output[0],
     output:
@@ -110,6 +115,34 @@ rule evaluate_shreds:
         "../../scripts/evaluate_shreds.py"
 
 
+rule evaluate_shreds_real:
+    input:
+        model=SHREDS_MODEL,
+        labels=SHREDS["real_check"]["labels"],
+    output:
+        json=f"{SHREDS_DIR}/real_validation.json",
+        reliability=report(
+            f"{RESULTS}/report/shreds_reliability_real.png",
+            caption="../report/shreds_reliability_real.rst",
+            category="Shreds",
+        ),
+        examples=report(
+            f"{RESULTS}/report/shreds_examples_real.png",
+            caption="../report/shreds_examples_real.rst",
+            category="Shreds",
+        ),
+    params:
+        images=SHREDS["real_check"]["images"],
+        threshold=SHREDS["threshold"],
+    threads: SHREDS["threads"]
+    log:
+        f"{LOGS}/shreds/evaluate_shreds_real.log",
+    conda:
+        "../../envs/ml.yaml"
+    script:
+        "../../scripts/evaluate_shreds_real.py"
+
+
 rule score_shreds:
     input:
         # bf16 / int8 forms and their accuracy guards (not for SavedModels: float32 only)
@@ -118,18 +151,20 @@ rule score_shreds:
             if SHREDS_MODEL_KIND == "savedmodel"
             else {"inference": rules.prepare_shred_inference.output[0]}
         ),
+        # the trained model's CV folds (p_shred_std)
+        unpack(
+            lambda wc: {"folds": rules.train_shred_cnn.output.folds}
+            if SHREDS_MODEL_KIND == "trained"
+            else {}
+        ),
         cuts=partition_path("cuts"),
         store=rules.cutouts.output.rgb,
-        # the trained model, or the configured .keras file / SavedModel directory
-        model=(
-            rules.train_shred_cnn.output.model
-            if SHREDS_MODEL_KIND == "trained"
-            else SHREDS["model"]["path"]
-        ),
+        # the trained model, the shipped one, or the configured .keras file / SavedModel
+        model=SHREDS_MODEL,
     output:
         partition_path("shreds"),
     params:
-        kind="keras" if SHREDS_MODEL_KIND in ("trained", "keras") else "savedmodel",
+        kind="savedmodel" if SHREDS_MODEL_KIND == "savedmodel" else "keras",
         threshold=SHREDS["threshold"],
         batch_size=SHREDS["batch_size"],
         precision=SHREDS["inference"]["precision"],
@@ -181,6 +216,11 @@ rule shreds_summary:
 if SHREDS["enabled"]:
     CATALOG_COLUMNS["shreds"] = partition_path("shreds")
     ALL_TARGETS += [rules.shreds_summary.output.json, rules.shreds_summary.output.html]
+    # real eye-labelled cutouts: only where the directory exists (../shared/real in CI)
+    if SHREDS_MODEL_KIND != "savedmodel" and os.path.isdir(
+        SHREDS["real_check"]["images"] or ""
+    ):
+        ALL_TARGETS += [rules.evaluate_shreds_real.output.reliability]
     if SHREDS_MODEL_KIND == "trained":
         ALL_TARGETS += [
             rules.evaluate_shreds.output.metrics,

@@ -58,6 +58,14 @@ FEATURE_PAD = 8
 UNIT_GROUP = 4
 
 
+@nb.njit(inline="always")
+def _keep_min(d, u, best, j):  # pragma: no cover - compiled
+    """The running minimum and its unit after seeing distance ``d`` of unit ``u`` (the
+    first unit wins ties); branch-free selects, so the row loop vectorises."""
+    c = d < best
+    return (d if c else best), (u if c else j)
+
+
 @nb.njit(nogil=True, boundscheck=False, fastmath={"contract"}, cache=True)
 def _kernel(x, wt, wn, wd, b0, b1, block, idx, dist, s, n, q):  # pragma: no cover - compiled
     """Blocks ``b0 <= blk < b1`` of ``x``: BMU index into ``idx``, distance into ``dist``,
@@ -106,22 +114,10 @@ def _kernel(x, wt, wn, wd, b0, b1, block, idx, dist, s, n, q):  # pragma: no cov
                         d1 = n1 + x0 * p10 + x1 * p11 + x2 * p12 + x3 * p13 + x4 * p14
                         d2 = n2 + x0 * p20 + x1 * p21 + x2 * p22 + x3 * p23 + x4 * p24
                         d3 = n3 + x0 * p30 + x1 * p31 + x2 * p32 + x3 * p33 + x4 * p34
-                        bb = best[r]
-                        j = bi[r]
-                        c = d0 < bb
-                        bb = d0 if c else bb
-                        j = u if c else j
-                        c = d1 < bb
-                        bb = d1 if c else bb
-                        j = u + 1 if c else j
-                        c = d2 < bb
-                        bb = d2 if c else bb
-                        j = u + 2 if c else j
-                        c = d3 < bb
-                        bb = d3 if c else bb
-                        j = u + 3 if c else j
-                        best[r] = bb
-                        bi[r] = j
+                        bb, j = _keep_min(d0, u, best[r], bi[r])
+                        bb, j = _keep_min(d1, u + 1, bb, j)
+                        bb, j = _keep_min(d2, u + 2, bb, j)
+                        best[r], bi[r] = _keep_min(d3, u + 3, bb, j)
             elif dp == 8:
                 for u in range(0, up, 4):
                     n0 = wn[u]
@@ -147,22 +143,10 @@ def _kernel(x, wt, wn, wd, b0, b1, block, idx, dist, s, n, q):  # pragma: no cov
                               + x4 * p24 + x5 * p25 + x6 * p26 + x7 * p27)
                         d3 = (n3 + x0 * p30 + x1 * p31 + x2 * p32 + x3 * p33
                               + x4 * p34 + x5 * p35 + x6 * p36 + x7 * p37)
-                        bb = best[r]
-                        j = bi[r]
-                        c = d0 < bb
-                        bb = d0 if c else bb
-                        j = u if c else j
-                        c = d1 < bb
-                        bb = d1 if c else bb
-                        j = u + 1 if c else j
-                        c = d2 < bb
-                        bb = d2 if c else bb
-                        j = u + 2 if c else j
-                        c = d3 < bb
-                        bb = d3 if c else bb
-                        j = u + 3 if c else j
-                        best[r] = bb
-                        bi[r] = j
+                        bb, j = _keep_min(d0, u, best[r], bi[r])
+                        bb, j = _keep_min(d1, u + 1, bb, j)
+                        bb, j = _keep_min(d2, u + 2, bb, j)
+                        best[r], bi[r] = _keep_min(d3, u + 3, bb, j)
             else:  # more than 8 features: the same scan, accumulated 8 features at a time
                 for u in range(0, up, 4):
                     for g in range(4):

@@ -125,6 +125,52 @@ def prepare(args) -> int:
     return 0
 
 
+def finetune(args) -> int:
+    from ..config import preset_settings
+    from .model import ShredArch
+    from .real import fine_tune, load_real_labels, split_xy
+    from .train import TrainConfig, cross_validate, save_json
+
+    config = config_from_args(args, extra=_overrides(args))
+    _setup(args, config, tensorflow=True)
+    settings = preset_settings(config, "shreds")
+    if args.learning_rate is not None:
+        settings["learning_rate"] = args.learning_rate
+    arch = ShredArch.from_config(settings)
+    cfg = TrainConfig.from_config(settings, seed=config["seed"],
+                                  threads=args.threads or config["shreds"]["threads"])
+    x, y = split_xy(load_real_labels(args.real, args.labels), "finetune")
+    out = Path(args.out)
+    kw = {"model_path": out / "shred_cnn.keras"}
+    if args.fold_models:
+        kw["fold_models_dir"] = out / "folds"
+    if args.model:
+        res = fine_tune(args.model, x, y, cfg, arch, **kw)
+    else:  # the same protocol from random weights: the "real labels only" model
+        res = cross_validate(x, y, arch, cfg, **kw)
+    res["preset"] = settings["preset"]
+    save_json(res, out / "cv.json")
+    print("CV test AUC", res["mean"]["auc"], "+-", res["mean"]["auc_std"], "kept fold",
+          res["kept_fold"])
+    return 0
+
+
+def evaluate_real(args) -> int:
+    from .real import evaluate_real as run
+
+    config = config_from_args(args)
+    _setup(args, config, tensorflow=True)
+    models = dict(m.split("=", 1) for m in args.model)
+    res = run(models, args.real, args.out, csv=args.labels,
+              threshold=config["shreds"]["threshold"], tta=not args.no_tta)
+    for name, m in res["models"].items():
+        print(f"{name}: AUC {m['auc']:.4f} accuracy {m['accuracy']:.3f}"
+              + (f"; 8 rotations/flips AUC {m['tta']['auc']:.4f}" if "tta" in m else ""))
+    for h in res["heuristics"][:5]:
+        print(f"heuristic {h['statistic']}: AUC {h['auc']:.4f}")
+    return 0
+
+
 def realism(args) -> int:
     from .realism import measure
 
@@ -137,6 +183,12 @@ def realism(args) -> int:
         print(method, round(summary[method]["auc"], 4), "+-",
               round(summary[method]["auc_std"], 4))
     return 0
+
+
+def _labels_csv():
+    from .real import LABELS_CSV
+
+    return LABELS_CSV
 
 
 def register(subparsers) -> None:
@@ -166,6 +218,27 @@ def register(subparsers) -> None:
     sc.add_argument("--threshold", type=float, help="shreds.threshold")
     sc.add_argument("--batch-size", type=int, help="shreds.batch_size")
     sc.add_argument("--out", required=True, help="CSV: file, source_id, p_shred, is_shred, reason")
+    ft = command(sub, "finetune", finetune, help="fine-tune a model on the real eye labels "
+                 "(finetune split, paper protocol); without --model: train on them alone")
+    ft.add_argument("--model", help="pre-trained .keras model (synthetic sky)")
+    ft.add_argument("--real", default="../shared/real/legacy_dr9_grz_jpeg",
+                    help="directory of the real cutouts")
+    ft.add_argument("--labels", default=str(_labels_csv()), help="eye-label CSV")
+    ft.add_argument("--preset", help="shreds.preset of the model's architecture")
+    ft.add_argument("--learning-rate", type=float, help="RMSprop learning rate (default: "
+                    "the preset's)")
+    ft.add_argument("--fold-models", action="store_true", help="save every fold's model")
+    ft.add_argument("--out", required=True, help="directory for shred_cnn.keras and cv.json")
+    ev = command(sub, "evaluate-real", evaluate_real, help="models and one-number "
+                 "heuristics on the real validation labels, reliability diagram")
+    ev.add_argument("--model", action="append", required=True,
+                    help="NAME=PATH of a .keras model (repeatable)")
+    ev.add_argument("--real", default="../shared/real/legacy_dr9_grz_jpeg",
+                    help="directory of the real cutouts")
+    ev.add_argument("--labels", default=str(_labels_csv()), help="eye-label CSV")
+    ev.add_argument("--no-tta", action="store_true",
+                    help="skip the mean over the 8 rotations / flips")
+    ev.add_argument("--out", required=True, help="folder for real_validation.json and plots")
     rl = command(sub, "realism", realism,
                  help="two-sample AUCs: a training set against real cutouts (docs/realism.md)")
     rl.add_argument("--data", required=True, help="training set .npz with 'images'")

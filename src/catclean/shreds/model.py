@@ -25,6 +25,12 @@ size, ours or the published one -- takes the same input: the 128 x 128 RGB cutou
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
+
+#: the paper-size shred CNN shipped with catclean (``shreds.model.kind: shipped``):
+#: pre-trained on the realistic synthetic sky, fine-tuned on the real eye labels; float16
+#: weights. Its model card (data, seeds, protocol, metrics, failure modes) is beside it.
+SHIPPED_SHRED_MODEL = Path(__file__).resolve().parent / "shipped" / "shred_cnn_paper.keras"
 
 
 @dataclass

@@ -55,11 +55,15 @@ class ShredScorer:
     inference_dir : path-like, optional
         The model's prepared forms: ``card.json`` (accuracy guards, throughputs) and
         ``model.int8.onnx``. Without it only float32 is offered.
+    fold_paths : list of path-like, optional
+        The cross-validation folds' ``.keras`` models. With two or more,
+        :meth:`predict_std` gives the standard deviation of their p_shred (float32,
+        compiled): the fold-to-fold uncertainty of the score.
     """
 
     def __init__(self, path, kind: str = "auto", batch_size: int = 64,
                  endpoint: str = "serving_default", precision: str = "float32",
-                 inference_dir=None):
+                 inference_dir=None, fold_paths=()):
         self.path = Path(path)
         if not self.path.exists():
             raise FileNotFoundError(f"shred model not found: {self.path}")
@@ -72,6 +76,21 @@ class ShredScorer:
         self._predictor = None
         self.inference_dir = Path(inference_dir) if inference_dir else None
         self._load(precision)
+        self.folds = []
+        if len(fold_paths) >= 2:
+            from ..inference import Predictor, load_keras
+
+            self.folds = [Predictor(load_keras(f), "float32", self.batch_size)
+                          for f in fold_paths]
+
+    def predict_std(self, images: np.ndarray) -> np.ndarray:
+        """Standard deviation (ddof 0) of p(shred) over the fold models; NaN without
+        two or more folds."""
+        images = np.asarray(images)
+        if len(self.folds) < 2:
+            return np.full(len(images), np.nan)
+        x = images.astype(np.float32) / 255.0
+        return np.std([f(x)[:, 1] for f in self.folds], axis=0).astype(np.float64)
 
     def _load(self, requested: str) -> None:
         import keras
@@ -151,12 +170,14 @@ def score_partition(cuts: pd.DataFrame, store, scorer: ShredScorer | None,
     Returns
     -------
     pandas.DataFrame
-        ``source_id`` (string), ``p_shred`` (Float64), ``is_shred`` (boolean),
+        ``source_id`` (string), ``p_shred`` (Float64), ``p_shred_std`` (Float64: spread of
+        the fold models, null with fewer than two), ``is_shred`` (boolean),
         ``shreds_reason`` (string; null when scored).
     """
     n = len(cuts)
     ids = cuts["source_id"].astype(str).to_numpy()
     p = np.full(n, np.nan)
+    p_std = np.full(n, np.nan)
     reason = np.full(n, None, dtype=object)
     passes = cuts["passes_cuts"].fillna(False).astype(bool).to_numpy() \
         if "passes_cuts" in cuts else np.ones(n, bool)
@@ -187,7 +208,7 @@ def score_partition(cuts: pd.DataFrame, store, scorer: ShredScorer | None,
                 got = pending.result()
                 if k + 1 < len(chunks):
                     pending = reader.submit(_read, store, ids[chunks[k + 1]])
-                _score_chunk(part, got, scorer, p, reason)
+                _score_chunk(part, got, scorer, p, p_std, reason)
         nonfinite = np.isin(np.arange(n), todo) & ~np.isfinite(p) & (reason == None)  # noqa: E711
         for i in np.flatnonzero(nonfinite):
             reason[i] = "model returned a non-finite probability"
@@ -196,8 +217,11 @@ def score_partition(cuts: pd.DataFrame, store, scorer: ShredScorer | None,
     is_shred = pd.Series(pd.array(np.where(np.isfinite(p), p >= threshold, False),
                                   dtype="boolean"))
     is_shred[~np.isfinite(p)] = pd.NA
+    std_col = pd.Series(p_std, dtype="Float64")
+    std_col[~np.isfinite(p_std) | ~np.isfinite(p)] = pd.NA
     return pd.DataFrame({"source_id": pd.Series(ids, dtype="string"),
                          "p_shred": p_col.astype("Float64"),
+                         "p_shred_std": std_col,
                          "is_shred": is_shred,
                          "shreds_reason": pd.Series(reason, dtype="string")})
 
@@ -210,8 +234,9 @@ def _read(store, ids):
         return exc
 
 
-def _score_chunk(part, got, scorer, p, reason) -> None:
-    """Fill ``p`` / ``reason`` at the rows ``part`` from what :func:`_read` returned."""
+def _score_chunk(part, got, scorer, p, p_std, reason) -> None:
+    """Fill ``p`` / ``p_std`` / ``reason`` at the rows ``part`` from what :func:`_read`
+    returned."""
     if isinstance(got, Exception):
         for i in part:
             reason[i] = f"cutout corrupt: cannot read store ({got})"
@@ -226,6 +251,8 @@ def _score_chunk(part, got, scorer, p, reason) -> None:
         bad_pix = flat.max(axis=1) == flat.min(axis=1)
         probs = np.where(bad_pix, np.nan, scorer.predict(imgs))
         p[part[good]] = probs
+        if getattr(scorer, "folds", None):
+            p_std[part[good]] = np.where(bad_pix, np.nan, scorer.predict_std(imgs))
         for i in part[good][bad_pix]:
             reason[i] = "cutout blank"
 

@@ -130,9 +130,11 @@ def load_training_set(pattern, seed: int, galaxy_fraction: float) -> dict:
     return {"images": images[keep], "labels": labels[keep], "groups": groups[keep]}
 
 
-def train(data: dict, settings: dict, seed: int, threads: int, model_path, cv_path) -> dict:
+def train(data: dict, settings: dict, seed: int, threads: int, model_path, cv_path,
+          folds_dir=None) -> dict:
     """Held-out test + k-fold CV training of the preset ``settings`` (paper 001 Sec. 2.2):
-    the kept model to ``model_path`` (``.keras``), the CV record to ``cv_path``."""
+    the kept model to ``model_path`` (``.keras``), the CV record to ``cv_path`` and, with
+    ``folds_dir``, every fold's model (``fold<k>.keras``, whose spread is ``p_shred_std``)."""
     import keras
 
     from .model import ShredArch
@@ -144,7 +146,7 @@ def train(data: dict, settings: dict, seed: int, threads: int, model_path, cv_pa
              len(data["labels"]))
     t0 = time.time()
     res = cross_validate(data["images"], data["labels"], arch, cfg, groups=data["groups"],
-                         model_path=model_path)
+                         model_path=model_path, fold_models_dir=folds_dir)
     res["preset"] = settings["preset"]
     res["wall_seconds"] = round(time.time() - t0, 1)
     res["n_params"] = int(keras.saving.load_model(model_path, compile=False,
@@ -194,9 +196,7 @@ def prepare_inference(model_path, data_path, out_dir, seed: int, threshold: floa
     ``MAX_AUC_CHANGE``). Writes ``out_dir/card.json`` and
     ``out_dir/model.int8.onnx``; a precision that fails its guard is not offered.
     """
-    import keras
-
-    from ..inference import prepare
+    from ..inference import load_keras, prepare
 
     data = np.load(data_path, allow_pickle=False)
     images, labels = data["images"], data["labels"]
@@ -206,7 +206,7 @@ def prepare_inference(model_path, data_path, out_dir, seed: int, threshold: floa
     if len(chk) == 0:
         raise ValueError(f"{data_path}: {len(images)} cutouts leave none to check the "
                          "precisions on; raise shreds.training.n_hosts")
-    model = keras.saving.load_model(model_path, compile=False, safe_mode=True)
+    model = load_keras(model_path)
     card = prepare(model, images[np.sort(cal)].astype(np.float32) / 255.0,
                    images[np.sort(chk)].astype(np.float32) / 255.0, out_dir,
                    score=lambda o: o[:, 1], threshold=threshold, batch_size=batch_size,
@@ -219,19 +219,22 @@ def prepare_inference(model_path, data_path, out_dir, seed: int, threshold: floa
 
 
 def score(cuts_path, store_path, model_path, kind: str, threshold: float, batch_size: int,
-          out_path, precision: str = "float32", inference_dir=None) -> pd.DataFrame:
+          out_path, precision: str = "float32", inference_dir=None,
+          folds_dir=None) -> pd.DataFrame:
     """p_shred / is_shred for every source of one partition (paper 001 Sec. 3.2); one model
     load per job, only when a source needs scoring, in ``precision`` (``auto`` picks from
-    the model's inference card in ``inference_dir``). The provenance records the
-    precision used."""
+    the model's inference card in ``inference_dir``). With two or more fold models in
+    ``folds_dir``, ``p_shred_std`` is their spread. The provenance records the precision
+    used and the number of fold models."""
     from ..cutouts import CutoutStore
     from ..io import read_metadata, read_parquet, write_parquet
     from .score import ShredScorer, score_partition
 
     cuts = read_parquet(cuts_path)
     need = cuts["passes_cuts"].fillna(False).astype(bool).sum()
+    folds = sorted(Path(folds_dir).glob("fold*.keras")) if folds_dir else []
     scorer = ShredScorer(model_path, kind=kind, batch_size=batch_size, precision=precision,
-                         inference_dir=inference_dir) if need else None
+                         inference_dir=inference_dir, fold_paths=folds) if need else None
     out = score_partition(cuts, CutoutStore(store_path), scorer, threshold=threshold)
     log.info("%s: %d rows, %d scored, %d shreds; reasons %s", cuts_path, len(out),
              int(out.p_shred.notna().sum()), int(out.is_shred.fillna(False).sum()),
@@ -239,8 +242,9 @@ def score(cuts_path, store_path, model_path, kind: str, threshold: float, batch_
     prov = read_metadata(cuts_path)["provenance"]
     prov.update(stage="shreds", model=str(model_path), model_kind=kind, threshold=threshold,
                 precision_requested=precision,
-                precision=scorer.precision if scorer is not None else None)
-    write_parquet(out, out_path, units={"p_shred": ""}, prov=prov)
+                precision=scorer.precision if scorer is not None else None,
+                fold_models=len(folds))
+    write_parquet(out, out_path, units={"p_shred": "", "p_shred_std": ""}, prov=prov)
     return out
 
 

@@ -171,8 +171,9 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict
 
 
 def train_fold(arch: ShredArch, cfg: TrainConfig, x_train, y_train, x_val, y_val,
-               fold_seed: int, log_every=None):
-    """Train one model; returns ``(model, history dict)``."""
+               fold_seed: int, log_every=None, init_weights=None):
+    """Train one model; returns ``(model, history dict)``. ``init_weights`` (a list
+    as from ``model.get_weights()``) starts it from a trained model (fine-tuning)."""
     import keras
 
     keras.utils.set_random_seed(fold_seed)
@@ -184,6 +185,8 @@ def train_fold(arch: ShredArch, cfg: TrainConfig, x_train, y_train, x_val, y_val
         model = build_shred_cnn(arch)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+    if init_weights is not None:
+        model.set_weights(init_weights)
     model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=cfg.learning_rate),
                   loss="categorical_crossentropy", metrics=["accuracy"])
     eye = np.eye(2, dtype=np.float32)
@@ -212,7 +215,7 @@ def train_fold(arch: ShredArch, cfg: TrainConfig, x_train, y_train, x_val, y_val
 
 def cross_validate(images: np.ndarray, labels: np.ndarray, arch: ShredArch,
                    cfg: TrainConfig, groups: np.ndarray | None = None,
-                   model_path=None) -> dict:
+                   model_path=None, init_weights=None, fold_models_dir=None) -> dict:
     """Held-out test split + k-fold CV (paper 001 Sec. 2.2); see module docstring.
 
     Parameters
@@ -223,6 +226,11 @@ def cross_validate(images: np.ndarray, labels: np.ndarray, arch: ShredArch,
         Group ids (e.g. host NSAID) kept together in splits.
     model_path : path-like, optional
         Where the kept (lowest validation loss) model is saved (``.keras``).
+    init_weights : list of arrays, optional
+        Start every fold from these weights (fine-tuning a pre-trained model).
+    fold_models_dir : path-like, optional
+        Save every fold's model there too (``fold<k>.keras``): their spread is
+        ``p_shred_std`` when the catalog is scored.
 
     Returns
     -------
@@ -249,7 +257,11 @@ def cross_validate(images: np.ndarray, labels: np.ndarray, arch: ShredArch,
 
         model, hist = train_fold(arch, cfg, images[tr],
                                  labels[tr], images[va], labels[va],
-                                 fold_seed=cfg.seed * 100 + k, log_every=_log)
+                                 fold_seed=cfg.seed * 100 + k, log_every=_log,
+                                 init_weights=init_weights)
+        if fold_models_dir is not None:
+            Path(fold_models_dir).mkdir(parents=True, exist_ok=True)
+            model.save(Path(fold_models_dir) / f"fold{k}.keras")
         p = predict_proba(model, x_test)
         m = binary_metrics(labels[test], p)
         vloss = float(np.min(hist["val_loss"]))
