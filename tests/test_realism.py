@@ -135,3 +135,36 @@ def test_realistic_host_morphologies():
             assert np.isfinite(img).all() and img.sum() > 0
             assert isinstance(prof, galsim.GSObject)
     assert seen == set(MORPHS)
+
+
+def test_lanczos3_sample_keeps_flat_sky_and_white_noise():
+    """The viewer's Lanczos-3 resampling (0.262" -> 0.469") returns a constant sky exactly
+    and keeps pixel noise white and near the native sigma (box resampling lowers it ~2x)."""
+    from catclean.shreds.data import lanczos3_sample
+
+    yy, xx = np.mgrid[0:128, 0:128] * (0.469 / 0.262) + 20.3
+    flat = lanczos3_sample(np.full((300, 300), 2.5, np.float32), xx, yy)
+    assert np.allclose(flat, 2.5, atol=1e-5)
+    noise = np.random.default_rng(0).normal(0, 1, (300, 300)).astype(np.float32)
+    out = lanczos3_sample(noise, xx, yy)
+    assert 0.75 < out.std() < 1.05
+    assert abs(np.corrcoef(out[:, :-1].ravel(), out[:, 1:].ravel())[0, 1]) < 0.15
+
+
+def test_realistic_truth_recolours_only_under_realism():
+    """host_reddening reddens hosts at fixed r; mdwarf_frac turns ~that fraction of stars
+    into red M dwarfs (r-z 1-2.4), the same stars in every call; None changes nothing."""
+    from catclean.sky.render import realistic_truth
+
+    n = 400
+    truth = pd.DataFrame({"kind": ["host"] + ["star"] * n, "mag_g": 17.0, "mag_r": 16.5,
+                          "mag_z": 16.2, "seed": np.arange(n + 1) * 7 + 1})
+    assert realistic_truth(truth, None) is truth
+    opts = {"host_reddening": (0.07, 0.0), "mdwarf_frac": 0.4}
+    a, b = realistic_truth(truth, opts), realistic_truth(truth, opts)
+    pd.testing.assert_frame_equal(a, b)
+    assert a.mag_g[0] - a.mag_r[0] == pytest.approx(0.57) and a.mag_z[0] == 16.2
+    rz = (a.mag_r - a.mag_z)[1:]
+    red = rz > 0.95
+    assert 0.33 < red.mean() < 0.47 and rz[red].max() <= 2.4
+    assert (truth.mag_g == 17.0).all()  # the input is not modified

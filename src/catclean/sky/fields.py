@@ -12,7 +12,7 @@ from ..config import SCHEMA_PATH, _load_yaml
 from ..cosmology import make_cosmology
 from .detect import measure_field, truth_labels
 from .native import WRITERS
-from .render import Field, ebv_map, render_field
+from .render import Field, ebv_map, realism_options, render_field
 from .scene import scene
 from .surveys import SURVEYS
 
@@ -68,8 +68,11 @@ def host_field(hosts: pd.DataFrame, nsaid: int, survey: str, seed: int, radius_k
     npix = int(2 * half / spec.pixscale)
     ddec = half / 3600.0
     dra = ddec / np.cos(np.radians(row.DEC))
+    ropt = realism_options(sky["realism"])
     truth = scene(hosts, row.RA - dra, row.RA + dra, row.DEC - ddec, row.DEC + ddec, seed,
-                  radius_kpc, cosmo, sky["background_density"], sky["star_density"],
+                  radius_kpc, cosmo,
+                  sky["background_density"] * ropt.get("background_density_scale", 1.0),
+                  sky["star_density"] * ropt.get("star_density_scale", 1.0),
                   tuple(sky["satellites_per_host"]))
     fld = render_field(truth, row.RA, row.DEC, npix, spec, seed, field_key=int(nsaid),
                        realism=sky["realism"])

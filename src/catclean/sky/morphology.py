@@ -36,8 +36,10 @@ from scipy import ndimage
 
 #: component colours relative to r (mag): bulge, disc, knots. Knots are less blue than the
 #: original host model's (g-r 0.10): real HII regions in grz viewer images are light blue
-#: on a white/yellow disc, and the realism measure found the synthetic stamps too blue
-COLOURS = {"g": (0.80, 0.45, 0.25), "r": (0.0, 0.0, 0.0), "z": (-0.45, -0.30, -0.10)}
+#: on a white/yellow disc, and the realism measure found the synthetic stamps too blue.
+#: Knots have r - z = -0.15: H-alpha + [NII] (EW ~ 100-300 A) in the r band; the realism
+#: measure found the synthetic candidates too red in z/r (centre R/G -0.03 vs -0.17 real)
+COLOURS = {"g": (0.80, 0.45, 0.25), "r": (0.0, 0.0, 0.0), "z": (-0.45, -0.30, 0.15)}
 #: colour gradient exponent of the disc light per band: I_b ~ (R / r_e)^gamma_b (bluer out)
 GRADIENT = {"g": 0.10, "r": 0.0, "z": -0.08}
 #: arm contrast per band relative to r (young stars: arms stand out most in g)

@@ -42,17 +42,65 @@ GSPARAMS = galsim.GSParams(maximum_fft_size=16384, folding_threshold=1e-2)
 #:
 #: and, used by the shred training set (:mod:`catclean.shreds.data`) when it cuts stamps:
 #:
+#: - ``resample``: "lanczos3" samples the native images with the viewer's Lanczos-3
+#:   kernel (white noise near the native sigma); otherwise the flux-conserving box
+#:   resampling, which correlates and lowers the noise 3x;
 #: - ``cutout_noise``: extra white noise added to each resampled stamp, in units of the
-#:   survey's native per-pixel sky sigma (the viewer's stamps have white pixel noise; the
-#:   flux-conserving box resampling alone correlates and lowers it);
+#:   survey's native per-pixel sky sigma (0.75 made up for the box resampling; not needed
+#:   with "lanczos3");
 #: - ``jpeg_quality``: JPEG round trip of every stamp (0: none);
 #: - ``r_max``: faintest candidate (r, Kron), 21 as the real SDSS candidates;
 #: - ``all_hosts``: keep early-type hosts (their outskirts and centres are candidates too).
+#:
+#: and, for the field's population (:func:`realistic_truth`,
+#: :func:`catclean.sky.fields.host_field`):
+#:
+#: - ``host_reddening``: (Delta(g-r), Delta(r-z)) in mag added to the hosts' integrated
+#:   colours: the host table's discs (g-r ~ 0.45) are bluer than the yellow-white NSA hosts
+#:   (log M 10.2-11.2, g-r ~ 0.6-0.7) of the real viewer cutouts;
+#: - ``mdwarf_frac``: fraction of field stars recoloured as M dwarfs (g-r 1.45 +- 0.05,
+#:   r-z uniform 1.0-2.4 mag), which dominate faint high-latitude star counts; the
+#:   science sky's locus (r-z <= 0.9) has no red stars, the viewer's fields are full of them;
+#: - ``star_density_scale`` / ``background_density_scale``: multiply the configured star and
+#:   background-galaxy densities (per deg^2): real fields hold more sources per stamp
+#:   (galaxy counts to r = 24.5 are ~1e5 deg^-2);
+#: - ``noise_scale``: multiplies the sky sigma (a number, or band -> number): with the
+#:   viewer's Lanczos-3 resampling the stamps' noise is ~1.25x that of the real stamps at
+#:   the depths of :data:`catclean.sky.surveys.SURVEYS` (the real candidates' DR9 coadds
+#:   are ~0.25 mag deeper), and the real red (z) channel is slightly noisier than green/blue;
+#: - ``noise_corr``: Gaussian sigma (native pixels) of the pixel-noise correlation: a coadd
+#:   resamples every exposure onto its grid (Lanczos), so neighbouring coadd pixels share
+#:   noise; the real stamps' noise has more power on 2-4 pixel scales (``grad_energy``)
+#:   than white noise of the same pixel-to-pixel amplitude;
+#: - ``gain``: electrons per nanomaggy of the coadd, for the source Poisson noise: a DR9
+#:   coadd collects ~10 e-/s per nanomaggy over ~3 x 90 s, i.e. ~2500 e-/nmgy; the
+#:   science sky's 200 makes bright discs and cores 3-4x too noisy (real stamps' noise
+#:   falls over bright hosts, the arcsinh stretch compresses it);
+#: - ``sky_subtract``: mesh size (native pixels) of a sep (clipped-mode) background
+#:   subtracted from every band, as the survey pipeline subtracts its sky (with it some of
+#:   the light of faint galaxies, PSF wings and halos): without it the synthetic stamps'
+#:   sky is 1-2 grey levels above the real stamps' 34 (a median mesh over-subtracts: 32-33);
+#: - ``depth_scatter`` / ``band_depth_scatter``: field-to-field scatter (natural-log sigma)
+#:   of the sky noise (and ivar), common to the three bands / per band: real coadd depths
+#:   vary with the number of passes (the real stamps' noise spreads twice as wide as a
+#:   fixed depth gives) while the channels' noise stays locked together;
+#: - ``sky_offset``: band -> scatter (in native sky sigma) of a constant sky-level residual
+#:   per field and band added to the stamps (coadd sky-subtraction errors, largest in z:
+#:   the real stamps' sky R - G spreads to -5 grey levels, tinting whole stamps cyan).
 REALISM_PRESETS = {
     "none": {},
     "viewer": {"morphology": True, "knot_scale": 0.5, "psf_wing": 0.06,
-               "bad_column_rate": 0.0, "gap_rate": 0.02, "cutout_noise": 0.75,
-               "jpeg_quality": 90, "r_max": 21.0, "all_hosts": True},
+               "bad_column_rate": 0.0, "gap_rate": 0.02,
+               # noise (realism2): the viewer's Lanczos-3 resampling of correlated coadd
+               # noise, no extra stamp noise, real depths and their spread
+               "resample": "lanczos3", "cutout_noise": 0.0,
+               "noise_scale": {"g": 0.8, "r": 0.8, "z": 0.86},
+               "noise_corr": 0.5, "sky_subtract": 256,
+               "depth_scatter": 0.2, "band_depth_scatter": 0.05, "gain": 2500.0,
+               "sky_offset": {"g": 0.03, "r": 0.03, "z": 0.08},
+               "jpeg_quality": 90, "r_max": 21.0, "all_hosts": True,
+               "host_reddening": (0.07, 0.0), "mdwarf_frac": 0.4,
+               "star_density_scale": 2.0, "background_density_scale": 1.5},
 }
 
 
@@ -69,6 +117,34 @@ def realism_options(realism) -> dict:
     opts = dict(REALISM_PRESETS.get(realism.get("preset", "viewer"), {}))
     opts.update({k: v for k, v in realism.items() if k != "preset"})
     return opts
+
+
+def realistic_truth(truth: pd.DataFrame, realism) -> pd.DataFrame:
+    """The truth table with the realism preset's population changes (a copy; unchanged
+    when ``realism`` has no ``host_reddening`` / ``mdwarf_frac``).
+
+    Hosts get redder by ``host_reddening`` = (Delta(g-r), Delta(r-z)) mag at fixed r; a
+    fraction ``mdwarf_frac`` of stars, drawn from each star's own seed (so overlapping
+    fields agree), become M dwarfs: g-r = 1.45 +- 0.05, r-z uniform in 1.0-2.4 mag.
+    """
+    ropt = realism_options(realism)
+    red = ropt.get("host_reddening")
+    fm = float(ropt.get("mdwarf_frac", 0.0) or 0.0)
+    if not red and fm <= 0:
+        return truth
+    truth = truth.copy()
+    if red:
+        host = (truth.kind == "host").to_numpy()
+        truth.loc[host, "mag_g"] += float(red[0])
+        truth.loc[host, "mag_z"] -= float(red[1])
+    if fm > 0:
+        for k in np.flatnonzero((truth.kind == "star").to_numpy()):
+            r = np.random.default_rng([int(truth.seed.iloc[k]), 31])
+            if r.uniform() < fm:
+                mr = truth.mag_r.iloc[k]
+                truth.iloc[k, truth.columns.get_loc("mag_g")] = mr + r.normal(1.45, 0.05)
+                truth.iloc[k, truth.columns.get_loc("mag_z")] = mr - r.uniform(1.0, 2.4)
+    return truth
 
 
 def ebv_map(ra, dec):
@@ -202,6 +278,8 @@ def render_field(truth: pd.DataFrame, center_ra: float, center_dec: float, npix:
         renders the original science sky, bit for bit.
     """
     ropt = realism_options(realism)
+    if ropt:
+        truth = realistic_truth(truth, ropt)
     rng = np.random.default_rng([seed, 4, sum(map(ord, spec.name)), field_key])
     wcs = field_wcs(center_ra, center_dec, npix, spec.pixscale)
     x, y = wcs.all_world2pix(truth.ra.to_numpy(), truth.dec.to_numpy(), 0)
@@ -248,8 +326,30 @@ def render_field(truth: pd.DataFrame, center_ra: float, center_dec: float, npix:
                 owner[sl][better] = int(obj.truth_id)
         model = full.array.astype(np.float32)
         sigma = spec.sky_sigma(band)
-        var = sigma**2 + np.clip(model, 0, None) / spec.gain
-        img = model + rng.normal(0.0, 1.0, model.shape).astype(np.float32) * np.sqrt(var)
+        ns = ropt.get("noise_scale", 1.0)
+        sigma = sigma * float(ns[band] if isinstance(ns, dict) else ns)
+        if ropt.get("depth_scatter"):  # this field's coadd depth (own generators: the
+            # science sky's draws are untouched): common to all bands, plus per band
+            key = [seed, 5, sum(map(ord, spec.name)), field_key]
+            common = np.random.default_rng(key).normal(0.0, float(ropt["depth_scatter"]))
+            own = np.random.default_rng(key + [BANDS.index(band)]).normal(
+                0.0, float(ropt.get("band_depth_scatter", 0.0)))
+            sigma = sigma * float(np.exp(common + own))
+        var = sigma**2 + np.clip(model, 0, None) / float(ropt.get("gain", spec.gain))
+        noise = rng.normal(0.0, 1.0, model.shape).astype(np.float32)
+        if ropt.get("noise_corr"):  # coadd pixel noise correlated over ~1 pixel
+            from scipy import ndimage
+
+            noise = ndimage.gaussian_filter(noise, float(ropt["noise_corr"]), mode="wrap")
+            noise /= np.float32(noise.std())
+        img = model + noise * np.sqrt(var)
+        if ropt.get("sky_subtract"):  # the pipeline's sky: a coarse background mesh,
+            # which also takes out the mean light of faint and extended sources
+            import sep
+
+            b = int(ropt["sky_subtract"])
+            img = (img - sep.Background(np.ascontiguousarray(img), bw=b, bh=b).back()
+                   ).astype(np.float32)
         mask = np.zeros(model.shape, dtype=np.int16)
         # saturation: the core of a star at saturation_mag fills the full well
         sat_flux = 10 ** (-0.4 * (spec.saturation_mag - NANOMAGGY_ZP))
