@@ -87,6 +87,7 @@ IMPORT_TO_DIST = {
     "onnxruntime": "onnxruntime",
     "tf2onnx": "tf2onnx",
     "numba": "numba",
+    "llvmlite": "llvmlite",
 }
 # distribution -> distributions it needs at run time without importing them by name
 IMPLIED = {

@@ -33,6 +33,7 @@ Calibration
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -300,5 +301,5 @@ def evaluate_real(models: dict, image_dir, out_dir, csv=LABELS_CSV, threshold: f
         reliability_figure(curves, out_dir / "reliability.png",
                            f"real validation labels ({len(y_val)} cutouts, "
                            f"{int(y_val.sum())} shreds)")
-    (out_dir / "real_validation.json").write_text(__import__("json").dumps(res, indent=1))
+    (out_dir / "real_validation.json").write_text(json.dumps(res, indent=1))
     return res
