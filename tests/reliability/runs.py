@@ -66,6 +66,7 @@ def _env() -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"),
                                                       env.get("PYTHONPATH")]))
+    env["PYTHONUNBUFFERED"] = "1"  # job starts reach the log at once (the crash test)
     return env
 
 
