@@ -131,12 +131,11 @@ def ccd_status(data: np.ndarray | None) -> tuple[str, str]:
     """Classify a CCD before extraction: ('ok'|'dead'|'bad', reason)."""
     if data is None:
         return "bad", "unreadable CCD extension"
-    finite = True if all_finite(data) else np.isfinite(data)
-    if finite is True:  # the usual case: no mask, no copy of the finite pixels
-        finite_pixels = data
-    elif not finite.any():
-        return "bad", "all pixels NaN"
-    else:
+    finite_pixels = data  # the usual case: no mask, no copy of the finite pixels
+    if not all_finite(data):
+        finite = np.isfinite(data)
+        if not finite.any():
+            return "bad", "all pixels NaN"
         finite_pixels = data[finite]
     if not np.any(finite_pixels):
         return "dead", "all pixels zero (dead CCD)"
@@ -167,12 +166,11 @@ def extract_sep(data: np.ndarray, cfg: ExtractConfig, configure: bool = True):
 
     if configure:
         configure_sep(data.size)
-    has_mask = not all_finite(data)
-    mask = ~np.isfinite(data) if has_mask else None
-    if has_mask:
+    mask = None if all_finite(data) else ~np.isfinite(data)
+    if mask is not None:
         data = np.where(mask, 0.0, data).astype(np.float32)
     data = np.ascontiguousarray(data, dtype=np.float32)
-    bkg = sep.Background(data, mask=mask if has_mask else None, bw=cfg.back_size,
+    bkg = sep.Background(data, mask=mask, bw=cfg.back_size,
                          bh=cfg.back_size, fw=cfg.back_filter, fh=cfg.back_filter)
     rms = float(bkg.globalrms)
     info = {"globalback": float(bkg.globalback), "globalrms": rms}
@@ -184,7 +182,7 @@ def extract_sep(data: np.ndarray, cfg: ExtractConfig, configure: bool = True):
     sub = data.copy()
     bkg.subfrom(sub)
     try:
-        obj = sep.extract(sub, cfg.thresh, err=rms, mask=mask if has_mask else None,
+        obj = sep.extract(sub, cfg.thresh, err=rms, mask=mask,
                           minarea=cfg.minarea, deblend_cont=cfg.deblend_cont)
     except Exception as exc:  # e.g. "internal pixel buffer full"
         raise QAInputError(f"sep extraction failed: {exc}") from None
@@ -272,9 +270,9 @@ def measure_ccd(data: np.ndarray | None, cfg: ExtractConfig, exptime: float,
                 pixel_scale: float) -> tuple[str, str, dict | None, dict | None]:
     """Status and measurements of one CCD: (status, reason, meas, info).
 
-    ``meas``/``info`` are those of :func:`extract_sep` (``info`` without the background
-    map) or :func:`~catclean.qa.sextractor.extract_sextractor`, None unless the status
-    is 'ok'. sep's global limits must be set (:func:`catclean.runtime.configure_sep`).
+    ``meas``/``info`` are those of :func:`extract_sep` or
+    :func:`~catclean.qa.sextractor.extract_sextractor` (``info``: ``globalback`` and
+    ``globalrms`` only), None unless the status is 'ok'. sep's global limits must be set (:func:`catclean.runtime.configure_sep`).
     """
     status, reason = ccd_status(data)
     if status != "ok":
