@@ -35,6 +35,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..cli import command, config_from_args, stage_commands
+from ..config import ConfigError
 
 
 def _overrides(args) -> dict:
@@ -49,6 +50,10 @@ def _overrides(args) -> dict:
         training.update(source="labeled", labeled={"csv": args.csv, "images": args.images})
     if training:
         shreds["training"] = training
+    real_check = {k: getattr(args, flag) for k, flag in (("images", "real"), ("labels", "labels"))
+                  if getattr(args, flag, None) is not None}
+    if real_check:
+        shreds["real_check"] = real_check
     for flag in ("threshold", "batch_size"):
         if getattr(args, flag, None) is not None:
             shreds[flag] = getattr(args, flag)
@@ -139,7 +144,8 @@ def finetune(args) -> int:
     arch = ShredArch.from_config(settings)
     cfg = TrainConfig.from_config(settings, seed=config["seed"],
                                   threads=args.threads or config["shreds"]["threads"])
-    x, y = split_xy(load_real_labels(args.real, args.labels), "finetune")
+    real = config["shreds"]["real_check"]
+    x, y = split_xy(load_real_labels(_real_images(real), real["labels"]), "finetune")
     out = Path(args.out)
     kw = {"model_path": out / "shred_cnn.keras"}
     if args.fold_models:
@@ -158,10 +164,11 @@ def finetune(args) -> int:
 def evaluate_real(args) -> int:
     from .real import evaluate_real as run
 
-    config = config_from_args(args)
+    config = config_from_args(args, extra=_overrides(args))
     _setup(args, config, tensorflow=True)
     models = dict(m.split("=", 1) for m in args.model)
-    res = run(models, args.real, args.out, csv=args.labels,
+    real = config["shreds"]["real_check"]
+    res = run(models, _real_images(real), args.out, csv=real["labels"],
               threshold=config["shreds"]["threshold"], tta=not args.no_tta)
     for name, m in res["models"].items():
         print(f"{name}: AUC {m['auc']:.4f} accuracy {m['accuracy']:.3f}"
@@ -174,9 +181,9 @@ def evaluate_real(args) -> int:
 def realism(args) -> int:
     from .realism import measure
 
-    config = config_from_args(args)
+    config = config_from_args(args, extra=_overrides(args))
     _setup(args, config, tensorflow=True)
-    summary = measure(args.data, args.real, args.out, n=args.n, seed=config["seed"],
+    summary = measure(args.data, _real_images(config["shreds"]["real_check"]), args.out, n=args.n, seed=config["seed"],
                       folds=args.folds, methods=args.methods.split(","), epochs=args.epochs,
                       real_stats=args.real_stats)
     for method in args.methods.split(","):
@@ -185,10 +192,11 @@ def realism(args) -> int:
     return 0
 
 
-def _labels_csv():
-    from .real import LABELS_CSV
-
-    return LABELS_CSV
+def _real_images(real_check: dict) -> str:
+    """The real cutout directory of ``shreds.real_check`` (``--real`` overrides it)."""
+    if not real_check["images"]:
+        raise ConfigError("no real cutouts: set shreds.real_check.images or pass --real")
+    return real_check["images"]
 
 
 def register(subparsers) -> None:
@@ -221,9 +229,8 @@ def register(subparsers) -> None:
     ft = command(sub, "finetune", finetune, help="fine-tune a model on the real eye labels "
                  "(finetune split, paper protocol); without --model: train on them alone")
     ft.add_argument("--model", help="pre-trained .keras model (synthetic sky)")
-    ft.add_argument("--real", default="../shared/real/legacy_dr9_grz_jpeg",
-                    help="directory of the real cutouts")
-    ft.add_argument("--labels", default=str(_labels_csv()), help="eye-label CSV")
+    ft.add_argument("--real", help="directory of the real cutouts (shreds.real_check.images)")
+    ft.add_argument("--labels", help="eye-label CSV (shreds.real_check.labels)")
     ft.add_argument("--preset", help="shreds.preset of the model's architecture")
     ft.add_argument("--learning-rate", type=float, help="RMSprop learning rate (default: "
                     "the preset's)")
@@ -233,17 +240,15 @@ def register(subparsers) -> None:
                  "heuristics on the real validation labels, reliability diagram")
     ev.add_argument("--model", action="append", required=True,
                     help="NAME=PATH of a .keras model (repeatable)")
-    ev.add_argument("--real", default="../shared/real/legacy_dr9_grz_jpeg",
-                    help="directory of the real cutouts")
-    ev.add_argument("--labels", default=str(_labels_csv()), help="eye-label CSV")
+    ev.add_argument("--real", help="directory of the real cutouts (shreds.real_check.images)")
+    ev.add_argument("--labels", help="eye-label CSV (shreds.real_check.labels)")
     ev.add_argument("--no-tta", action="store_true",
                     help="skip the mean over the 8 rotations / flips")
     ev.add_argument("--out", required=True, help="folder for real_validation.json and plots")
     rl = command(sub, "realism", realism,
                  help="two-sample AUCs: a training set against real cutouts (docs/realism.md)")
     rl.add_argument("--data", required=True, help="training set .npz with 'images'")
-    rl.add_argument("--real", default="../shared/real/legacy_dr9_grz_jpeg",
-                    help="directory of real cutouts")
+    rl.add_argument("--real", help="directory of the real cutouts (shreds.real_check.images)")
     rl.add_argument("--n", type=int, default=400, help="synthetic images drawn (seeded)")
     rl.add_argument("--folds", type=int, default=5, help="cross-validation folds")
     rl.add_argument("--methods", default="trees,cnn", help="discriminators: trees, cnn")
