@@ -348,8 +348,10 @@ def render_field(truth: pd.DataFrame, center_ra: float, center_dec: float, npix:
             import sep
 
             b = int(ropt["sky_subtract"])
-            img = (img - sep.Background(np.ascontiguousarray(img), bw=b, bh=b).back()
-                   ).astype(np.float32)
+            img = np.ascontiguousarray(img)
+            # in place, as qa.extract does: no full-field background map is built
+            sep.Background(img, bw=b, bh=b).subfrom(img)
+            img = img.astype(np.float32)
         mask = np.zeros(model.shape, dtype=np.int16)
         # saturation: the core of a star at saturation_mag fills the full well
         sat_flux = 10 ** (-0.4 * (spec.saturation_mag - NANOMAGGY_ZP))
