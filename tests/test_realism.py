@@ -168,3 +168,48 @@ def test_realistic_truth_recolours_only_under_realism():
     red = rz > 0.95
     assert 0.33 < red.mean() < 0.47 and rz[red].max() <= 2.4
     assert (truth.mag_g == 17.0).all()  # the input is not modified
+
+
+def test_grouped_two_sample_test_ignores_field_fingerprints():
+    """Set a is 20 fields x 10 cutouts that share their field's statistics; set b is 200
+    cutouts of their own, drawn from the same distribution. Random folds let the trees
+    learn each field's fingerprint from its siblings and 'tell' the sets apart; folds
+    that keep fields whole do not."""
+    from catclean.shreds.realism import two_sample_auc
+
+    rng = np.random.default_rng(3)
+    n_fields, per = 20, 10
+    field = rng.normal(0, 1, (n_fields, 4))
+    a = np.repeat(field, per, axis=0) + rng.normal(0, 0.02, (n_fields * per, 4))
+    b = rng.normal(0, 1, (n_fields * per, 4))
+    cols = [f"s{i}" for i in range(4)]
+    sa, sb = pd.DataFrame(a, columns=cols), pd.DataFrame(b, columns=cols)
+    empty = np.zeros((1, 1, 1, 3), np.uint8)
+    kw = dict(method="trees", folds=5, seed=0, importance_repeats=0, stats_a=sa, stats_b=sb)
+    naive = two_sample_auc(empty, empty, **kw)
+    grouped = two_sample_auc(empty, empty, groups_a=np.repeat(np.arange(n_fields), per),
+                             **kw)
+    assert naive["auc"] > 0.75 and not naive["grouped"]
+    assert abs(grouped["auc"] - 0.5) < 0.12 and grouped["grouped"]
+
+
+def test_candidate_cuts_keep_host_centre_and_drop_stars():
+    """Under the realistic sky the training cutouts are of detections that pass the
+    paper's photometric candidate cuts: the host centre passes, no star does, and every
+    kept row satisfies r <= 21 and the colour cut."""
+    from catclean.shreds.data import _passes_candidate_cuts
+    from catclean.sky.fields import host_field
+    from catclean.sky.hosts import synthetic_hosts
+
+    hosts = synthetic_hosts(3, (200, 240), (5, 35), (0.015, 0.03), (10.2, 11.2), 20240708)
+    sky = {"field_max_pix": 400, "background_density": 40000, "star_density": 3000,
+           "realism": "viewer"}
+    nsaid = int(hosts.NSAID.iloc[1])
+    _, cat = host_field(hosts, nsaid, "legacy", 20240708, 100.0, None, sky)
+    keep = _passes_candidate_cuts(cat)
+    assert 0 < keep.sum() < len(cat)
+    assert not (keep & (cat.truth_kind == "star").to_numpy()).any()
+    assert (keep & (cat.truth_kind == "host").to_numpy()).any()
+    r = 22.5 - 2.5 * np.log10(cat.flux_r.to_numpy()[keep])
+    g = 22.5 - 2.5 * np.log10(cat.flux_g.to_numpy()[keep])
+    assert (r <= 21.0).all() and ((g - r) + 0.06 * (r - 14) < 0.9 + 0.2).all()

@@ -14,7 +14,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from conftest import tiny_overrides
+from conftest import SHARED, tiny_overrides
 
 pytestmark = pytest.mark.slow
 
@@ -112,3 +112,28 @@ def test_missing_input_is_a_clear_error(repo, tiny_run, tmp_path):
                         extra=["--allowed-rules", "normalize"])
     assert proc.returncode != 0
     assert raw.name in proc.stdout + proc.stderr
+
+
+REAL_CUTOUTS = SHARED / "real" / "legacy_dr9_grz_jpeg"
+
+
+@pytest.mark.skipif(not REAL_CUTOUTS.is_dir(), reason=f"{REAL_CUTOUTS} is absent")
+def test_realism_rule_reports_two_sample_aucs(repo, tmp_path):
+    """Rule shreds_realism: the run's (realistic) training cutouts against the real
+    cutouts, folds grouped by training field, with the histogram and gallery figures."""
+    import json
+
+    over = tiny_overrides("realism")
+    over["shreds"] = {"enabled": True, "threads": 2,
+                      "training": {"n_hosts": 8, "field_max_pix": 800, "realism": "viewer"},
+                      "real_check": {"images": str(REAL_CUTOUTS), "realism_methods": ["trees"],
+                                     "realism_n": 20}}
+    proc = run_workflow(repo, tmp_path, over, "results/realism/shreds/_model/realism.json")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    res = json.loads((tmp_path / "results/realism/shreds/_model/realism.json").read_text())
+    trees = res["trees"]
+    assert trees["grouped"] and trees["n_b"] == len(list(REAL_CUTOUTS.glob("*.png")))
+    assert 20 <= trees["n_a"] and 0.0 <= trees["auc"] <= 1.0 and len(trees["fold_aucs"]) == 5
+    assert "cnn" not in res
+    for png in ("shreds_realism_statistics.png", "shreds_realism_gallery.png"):
+        assert (tmp_path / "results/realism/report" / png).stat().st_size > 10_000

@@ -143,6 +143,37 @@ rule evaluate_shreds_real:
         "../../scripts/evaluate_shreds_real.py"
 
 
+rule shreds_realism:
+    input:
+        rules.make_shred_training_set.output[0],
+    output:
+        json=f"{SHREDS_DIR}/realism.json",
+        statistics=report(
+            f"{RESULTS}/report/shreds_realism_statistics.png",
+            caption="../report/shreds_realism_statistics.rst",
+            category="Shreds",
+        ),
+        gallery=report(
+            f"{RESULTS}/report/shreds_realism_gallery.png",
+            caption="../report/shreds_realism_gallery.rst",
+            category="Shreds",
+        ),
+    params:
+        images=SHREDS["real_check"]["images"],
+        methods=SHREDS["real_check"]["realism_methods"],
+        n=SHREDS["real_check"]["realism_n"],
+        seed=config["seed"],
+    threads: SHREDS["threads"]
+    log:
+        f"{LOGS}/shreds/shreds_realism.log",
+    benchmark:
+        f"{BENCHMARKS}/shreds/shreds_realism.tsv"
+    conda:
+        "../../envs/ml.yaml"
+    script:
+        "../../scripts/shreds_realism.py"
+
+
 rule score_shreds:
     input:
         # bf16 / int8 forms and their accuracy guards (not for SavedModels: float32 only)
@@ -221,6 +252,10 @@ if SHREDS["enabled"]:
         SHREDS["real_check"]["images"] or ""
     ):
         ALL_TARGETS += [rules.evaluate_shreds_real.output.reliability]
+        # how real the synthetic training sky looks (two-sample test, issue 11)
+        if (SHREDS_MODEL_KIND == "trained" and not SHREDS_LABELED
+                and SHREDS["real_check"]["realism_methods"]):
+            ALL_TARGETS += [rules.shreds_realism.output.json]
     if SHREDS_MODEL_KIND == "trained":
         ALL_TARGETS += [
             rules.evaluate_shreds.output.metrics,

@@ -92,6 +92,30 @@ def _viewer_rgb(cutter, ra: float, dec: float, size: int, pixscale: float, opts:
     return rgb, float(cover.mean())
 
 
+#: the catalog cuts that define a shred candidate in the training sky: the paper's
+#: photometric selection (Sec. 3.1), common to Legacy, SDSS and PS1. The Legacy model-fit
+#: quality cuts (rchisq, fracflux, ...) are left out: the real eye-labelled cutouts are
+#: SDSS sources, which have none, and the synthetic Tractor-like fit of large structured
+#: hosts fails rchisq, which dropped 17 of 24 host centres (docs/realism.md, realism3).
+CANDIDATE_CUTS = ("r_max", "surface_brightness", "color", "galaxy_type", "has_size")
+
+
+def _passes_candidate_cuts(cat: pd.DataFrame) -> np.ndarray:
+    """Which rows of a synthetic Legacy field catalog pass :data:`CANDIDATE_CUTS` (with the
+    schema's ``cuts`` defaults), i.e. the candidates the pipeline would score."""
+    from ..catalogs.normalize import normalize
+    from ..config import default_config
+    from ..cuts.cuts import CUTS
+
+    common = normalize(cat.reset_index(drop=True), "legacy", "dr9", 1)
+    params = default_config()["cuts"]
+    keep = np.ones(len(cat), dtype=bool)
+    for cut in CUTS:
+        if cut.name in CANDIDATE_CUTS:
+            keep &= np.asarray(cut(common, params, "legacy"), dtype=bool)
+    return keep
+
+
 def _field_stamps(args) -> tuple[np.ndarray, pd.DataFrame]:
     """Worker: render one training host field and cut stamps of its labeled detections."""
     hosts, nsaid, seed, radius_kpc, cosmology, sky, r_max, size, pixscale, min_cov = args
@@ -107,6 +131,12 @@ def _field_stamps(args) -> tuple[np.ndarray, pd.DataFrame]:
     flux = cat["flux_r"].to_numpy(float)
     mag = np.where(flux > 0, 22.5 - 2.5 * np.log10(np.maximum(flux, 1e-12)), np.inf)
     sel = cat["truth_label"].isin(list(LABELS)).to_numpy() & (mag <= r_max)
+    if opts.get("candidate_cuts"):
+        sel &= _passes_candidate_cuts(cat)
+    host = hosts.loc[hosts.NSAID == nsaid].iloc[0]
+    # distance from the host centre in host half-light radii (flat sky is fine at 100 kpc)
+    dx = (cat.ra.to_numpy(float) - host.RA) * np.cos(np.radians(host.DEC))
+    host_dist = 3600.0 * np.hypot(dx, cat.dec.to_numpy(float) - host.DEC) / host.SERSIC_TH50
     cutter = FieldCutter(fld)
     if opts.get("sky_offset"):  # residual sky level of this field, per band (native sigma)
         srng = np.random.default_rng([seed, 97, int(nsaid)])
@@ -129,7 +159,8 @@ def _field_stamps(args) -> tuple[np.ndarray, pd.DataFrame]:
                      if "objid" in cat else f"train:{int(nsaid)}:{i}",
                      "host_nsaid": int(nsaid), "truth_label": str(cat.truth_label.iloc[i]),
                      "truth_kind": str(cat.truth_kind.iloc[i]), "mag_r": float(mag[i]),
-                     "ra": float(cat.ra.iloc[i]), "dec": float(cat.dec.iloc[i])})
+                     "ra": float(cat.ra.iloc[i]), "dec": float(cat.dec.iloc[i]),
+                     "host_dist_re": float(host_dist[i])})
     arr = np.stack(imgs) if imgs else np.zeros((0, size, size, 3), np.uint8)
     return arr, pd.DataFrame(rows)
 

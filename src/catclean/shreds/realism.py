@@ -177,9 +177,14 @@ def _tiny_cnn(shape, seed: int):
     return model
 
 
+def _split(cv, X, y, groups):
+    """``cv.split`` with the groups only where they are used (StratifiedKFold warns)."""
+    return cv.split(X, y) if groups is None else cv.split(X, y, groups)
+
+
 def two_sample_auc(images_a, images_b, method: str = "trees", folds: int = 5, seed: int = 0,
                    epochs: int = 4, importance_repeats: int = 3, stats_a=None,
-                   stats_b=None, threads: int = 1) -> dict:
+                   stats_b=None, threads: int = 1, groups_a=None, groups_b=None) -> dict:
     """Cross-validated AUC of a classifier telling set ``a`` (label 1) from set ``b`` (0).
 
     Parameters
@@ -199,6 +204,14 @@ def two_sample_auc(images_a, images_b, method: str = "trees", folds: int = 5, se
         Precomputed :func:`image_statistics` (trees only).
     threads : int
         OpenMP threads for the boosting (trees only).
+    groups_a, groups_b : array-like, optional
+        Group of each image (e.g. the host field of a synthetic cutout). Given, the folds
+        keep every group whole (``StratifiedGroupKFold``): cutouts of one field share its
+        sky level, noise and host, and a classifier that has seen a field's siblings in
+        training recognises its fingerprint rather than the look of the synthetic sky. An
+        absent side puts each of its images in a group of its own (the real cutouts are
+        one per field). The number of folds is capped at the number of groups of either
+        set.
 
     Returns
     -------
@@ -208,14 +221,28 @@ def two_sample_auc(images_a, images_b, method: str = "trees", folds: int = 5, se
         AUC, mean over folds, and the single-feature AUC ``auc_1d``, sorted) else None.
     """
     from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import StratifiedKFold
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
     if method not in ("trees", "cnn"):
         raise ValueError(f"method must be 'trees' or 'cnn', not {method!r}")
     n_a = len(stats_a) if stats_a is not None else len(images_a)
     n_b = len(stats_b) if stats_b is not None else len(images_b)
     y = np.concatenate([np.ones(n_a, np.int8), np.zeros(n_b, np.int8)])
-    skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    groups = None
+    if groups_a is not None or groups_b is not None:
+        ga = (pd.factorize(np.asarray(groups_a))[0] if groups_a is not None
+              else np.arange(n_a))
+        gb = (pd.factorize(np.asarray(groups_b))[0] if groups_b is not None
+              else np.arange(n_b))
+        groups = np.concatenate([ga, ga.max(initial=-1) + 1 + gb])
+        # every test fold needs both sets: no more folds than either set has groups
+        folds = min(folds, len(np.unique(ga)), len(np.unique(gb)))
+        if folds < 2:
+            raise ValueError("a grouped two-sample test needs at least 2 groups in each "
+                             f"set (got {len(np.unique(ga))} and {len(np.unique(gb))})")
+        skf = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    else:
+        skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     aucs, importance = [], None
     if method == "trees":
         from sklearn.ensemble import HistGradientBoostingClassifier
@@ -228,7 +255,7 @@ def two_sample_auc(images_a, images_b, method: str = "trees", folds: int = 5, se
         imp = np.zeros(X.shape[1])
         # one thread: OpenMP spin-waiting makes boosting crawl on a shared, loaded machine
         limiter = threadpool_limits(limits=threads)
-        for k, (tr, te) in enumerate(skf.split(X, y)):
+        for k, (tr, te) in enumerate(_split(skf, X, y, groups)):
             clf = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.1,
                                                  random_state=seed + k)
             clf.fit(X.iloc[tr], y[tr])
@@ -245,7 +272,7 @@ def two_sample_auc(images_a, images_b, method: str = "trees", folds: int = 5, se
                                                 ).reset_index(drop=True)
     else:
         X = np.concatenate([np.asarray(images_a), np.asarray(images_b)]).astype(np.uint8)
-        for k, (tr, te) in enumerate(skf.split(np.zeros(len(y)), y)):
+        for k, (tr, te) in enumerate(_split(skf, np.zeros(len(y)), y, groups)):
             model = _tiny_cnn(X.shape[1:], seed + k)
             w1 = 0.5 * len(tr) / max(int(y[tr].sum()), 1)
             w0 = 0.5 * len(tr) / max(int((1 - y[tr]).sum()), 1)
@@ -255,7 +282,8 @@ def two_sample_auc(images_a, images_b, method: str = "trees", folds: int = 5, se
             aucs.append(roc_auc_score(y[te], p))
     return {"auc": float(np.mean(aucs)), "auc_std": float(np.std(aucs)),
             "fold_aucs": [float(a) for a in aucs], "n_a": int(n_a), "n_b": int(n_b),
-            "method": method, "feature_importance": importance}
+            "method": method, "grouped": groups is not None,
+            "feature_importance": importance}
 
 
 def plot_statistics(stats_a: pd.DataFrame, stats_b: pd.DataFrame, path, labels=("synthetic",
@@ -334,19 +362,24 @@ def measure(set_path, real_dir, out, n: int = 400, seed: int = 0, folds: int = 5
 
     Writes the statistic histograms, the gallery, ``feature_importance.csv`` and
     ``realism.json`` (the returned summary) into ``out``. ``real_stats`` is an optional
-    Parquet cache of the real cutouts' statistics (read if present, else written).
+    Parquet cache of the real cutouts' statistics (read if present, else written). A set
+    with ``groups`` (the host field of each cutout, as ``make-set`` and the workflow's
+    training set write) is split by field (see :func:`two_sample_auc`); each real cutout
+    is its own field.
     The command line is ``catclean shreds realism``.
     """
     import json
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    with np.load(set_path) as z:
+    with np.load(set_path, allow_pickle=False) as z:
         syn = z["images"]
         lab = z["labels"] if "labels" in z else None
+        groups = z["groups"] if "groups" in z else None
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.choice(len(syn), min(n, len(syn)), replace=False))
     syn = syn[idx]
+    groups = None if groups is None else groups[idx]
     real = load_image_dir(real_dir)
     if real_stats and Path(real_stats).exists():
         sb = pd.read_parquet(real_stats)
@@ -359,7 +392,7 @@ def measure(set_path, real_dir, out, n: int = 400, seed: int = 0, folds: int = 5
     for m in methods:
         res = two_sample_auc(syn, real, method=m, folds=folds, seed=seed, epochs=epochs,
                              stats_a=sa if m == "trees" else None,
-                             stats_b=sb if m == "trees" else None)
+                             stats_b=sb if m == "trees" else None, groups_a=groups)
         fi = res.pop("feature_importance")
         if fi is not None:
             fi.to_csv(out / "feature_importance.csv", index=False)

@@ -86,21 +86,31 @@ GSPARAMS = galsim.GSParams(maximum_fft_size=16384, folding_threshold=1e-2)
 #:   fixed depth gives) while the channels' noise stays locked together;
 #: - ``sky_offset``: band -> scatter (in native sky sigma) of a constant sky-level residual
 #:   per field and band added to the stamps (coadd sky-subtraction errors, largest in z:
-#:   the real stamps' sky R - G spreads to -5 grey levels, tinting whole stamps cyan).
+#:   the real stamps' sky R - G spreads to -5 grey levels, tinting whole stamps cyan);
+#: - ``satellite_knot_scale``: multiplies the satellites' knot light fraction (bright
+#:   RandomKnots made dwarfs look like rings of blue beads; real dwarfs are smoother);
+#: - ``candidate_cuts`` (read by :mod:`catclean.shreds.data`): training cutouts only of
+#:   detections that pass the paper's photometric candidate cuts
+#:   (``catclean.shreds.data.CANDIDATE_CUTS``: r, surface brightness, colour, not a point
+#:   source, measured size; paper 001 Sec. 3.1), the selection the real eye-labelled
+#:   cutouts went through: no stars, no red background galaxies, host centres kept.
 REALISM_PRESETS = {
     "none": {},
     "viewer": {"morphology": True, "knot_scale": 0.5, "psf_wing": 0.06,
                "bad_column_rate": 0.0, "gap_rate": 0.02,
                # noise (realism2): the viewer's Lanczos-3 resampling of correlated coadd
-               # noise, no extra stamp noise, real depths and their spread
+               # noise, no extra stamp noise, real depths and their spread; realism3: z
+               # noisier than g and r, which gives the real stamps' chroma noise
                "resample": "lanczos3", "cutout_noise": 0.0,
-               "noise_scale": {"g": 0.8, "r": 0.8, "z": 0.86},
+               "noise_scale": {"g": 0.65, "r": 0.67, "z": 1.1},
                "noise_corr": 0.5, "sky_subtract": 256,
                "depth_scatter": 0.2, "band_depth_scatter": 0.05, "gain": 2500.0,
                "sky_offset": {"g": 0.03, "r": 0.03, "z": 0.08},
                "jpeg_quality": 90, "r_max": 21.0, "all_hosts": True,
-               "host_reddening": (0.07, 0.0), "mdwarf_frac": 0.4,
-               "star_density_scale": 2.0, "background_density_scale": 1.5},
+               "host_reddening": (0.12, 0.08), "mdwarf_frac": 0.4,
+               "star_density_scale": 2.0, "background_density_scale": 1.5,
+               # realism3: the paper's candidate selection, dwarfs with fainter knots
+               "candidate_cuts": True, "satellite_knot_scale": 0.5},
 }
 
 
@@ -208,10 +218,13 @@ def _profile(obj, band: str, flux: float, realism: dict | None = None,
         complexes = _hii_complexes(obj, 0.5 * flux * w[2])
         return galsim.Add([bulge, disk, knots.shear(q=obj.q, beta=beta),
                            complexes.shear(q=obj.q, beta=beta)])
-    smooth_frac = 1.0 - obj.knot_frac
+    knot_frac = float(obj.knot_frac)
+    if obj.kind == "satellite" and realism:
+        knot_frac *= float(realism.get("satellite_knot_scale", 1.0))
+    smooth_frac = 1.0 - knot_frac
     if obj.kind == "satellite" and obj.n_knots > 0:
         kcol = {"g": -0.25, "r": 0.0, "z": 0.2}[band]  # knots bluer than the dwarf
-        kw = obj.knot_frac * 10 ** (-0.4 * kcol)
+        kw = knot_frac * 10 ** (-0.4 * kcol)
         smooth_frac = smooth_frac / (smooth_frac + kw)
     prof = galsim.Sersic(n=float(np.clip(obj.sersic_n, 0.5, 4.0)),
                          half_light_radius=max(obj.r_e, 0.05), flux=flux * smooth_frac,
