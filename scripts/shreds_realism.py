@@ -1,16 +1,23 @@
 """Rule `shreds_realism`: classifier two-sample test of the run's synthetic training
-cutouts against the real cutouts (AUCs, statistic histograms, gallery)."""
+cutouts against real cutouts -- a directory, or the run's own candidate cutouts
+(AUCs, statistic histograms, gallery)."""
 import shutil
 from pathlib import Path
 
 from catclean.runtime import rule_setup
-from catclean.shreds.realism import measure
+from catclean.shreds.realism import load_run_cutouts, measure
 
 log = rule_setup(snakemake, tensorflow=True)
 out = snakemake.output
 work = Path(out.json).parent / "realism"
 p = snakemake.params
-measure(snakemake.input[0], p.images, work, n=int(p.n), seed=int(p.seed),
+if p.against == "run":
+    real = load_run_cutouts(snakemake.input.rgb, snakemake.input.cuts, n=2 * int(p.n),
+                            seed=int(p.seed))
+    log.info("realism test against %d of the run's candidate cutouts", len(real))
+else:
+    real = p.images
+measure(snakemake.input.set, real, work, n=int(p.n), seed=int(p.seed),
         methods=tuple(p.methods))
 shutil.copyfile(work / "realism.json", out.json)
 shutil.copyfile(work / "statistics_hist.png", out.statistics)

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
@@ -137,3 +138,31 @@ def test_realism_rule_reports_two_sample_aucs(repo, tmp_path):
     assert "cnn" not in res
     for png in ("shreds_realism_statistics.png", "shreds_realism_gallery.png"):
         assert (tmp_path / "results/realism/report" / png).stat().st_size > 10_000
+
+
+def test_realism_rule_against_the_runs_own_cutouts(repo, tmp_path):
+    """`realism_against: run` compares the training sky with the run's own candidate
+    cutouts (a live run's real sky; here the synthetic science sky): only ok cutouts of
+    rows that pass the cuts are drawn."""
+    import json
+
+    import numpy as np
+
+    over = tiny_overrides("realism_run")
+    over["cutouts"] = {"enabled": True}
+    over["shreds"] = {"enabled": True, "threads": 2,
+                      "training": {"n_hosts": 6, "field_max_pix": 800, "realism": "viewer"},
+                      "real_check": {"realism_against": "run", "realism_methods": ["trees"],
+                                     "realism_n": 20}}
+    proc = run_workflow(repo, tmp_path, over, "results/realism_run/shreds/_model/realism.json")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    run = tmp_path / "results/realism_run"
+    cuts = pd.concat([pd.read_parquet(p) for p in run.glob("cuts/**/*.parquet")])
+    passing = set(cuts.loc[cuts["passes_cuts"], "source_id"])
+    n_ok = 0
+    for index in run.glob("cutouts/*/*/*/rgb/index.parquet"):
+        idx = pd.read_parquet(index)
+        n_ok += int(((idx["cutout_status"] == "ok") & idx["source_id"].isin(passing)).sum())
+    res = json.loads((run / "shreds/_model/realism.json").read_text())
+    assert res["real"] == f"{min(n_ok, 40)} cutouts of the run"
+    assert res["trees"]["n_b"] == min(n_ok, 40) >= 5 and np.isfinite(res["trees"]["auc"])

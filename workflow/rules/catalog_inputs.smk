@@ -62,3 +62,20 @@ def catalog_config_digest(wildcards):
     relevant = {key: config[key] for key in sections}
     relevant["surveys"] = {wildcards.survey: config["surveys"][wildcards.survey]}
     return config_digest(relevant)
+
+
+def realism_run_inputs(wildcards):
+    """The run's own candidate cutouts (rgb stores) and cut partitions, for
+    `shreds.real_check.realism_against: run`."""
+    if config["shreds"]["real_check"]["realism_against"] != "run":
+        return {}
+    return {
+        key: [
+            path
+            for survey in SURVEYS
+            for path in expand(
+                pattern, survey=survey, release=RELEASE[survey], hpx=partitions()
+            )
+        ]
+        for key, pattern in (("rgb", rules.cutouts.output.rgb), ("cuts", partition_path("cuts")))
+    }

@@ -145,7 +145,8 @@ rule evaluate_shreds_real:
 
 rule shreds_realism:
     input:
-        rules.make_shred_training_set.output[0],
+        unpack(realism_run_inputs),
+        set=rules.make_shred_training_set.output[0],
     output:
         json=f"{SHREDS_DIR}/realism.json",
         statistics=report(
@@ -160,6 +161,7 @@ rule shreds_realism:
         ),
     params:
         images=SHREDS["real_check"]["images"],
+        against=SHREDS["real_check"]["realism_against"],
         methods=SHREDS["real_check"]["realism_methods"],
         n=SHREDS["real_check"]["realism_n"],
         seed=config["seed"],
@@ -252,10 +254,14 @@ if SHREDS["enabled"]:
         SHREDS["real_check"]["images"] or ""
     ):
         ALL_TARGETS += [rules.evaluate_shreds_real.output.reliability]
-        # how real the synthetic training sky looks (two-sample test, issue 11)
-        if (SHREDS_MODEL_KIND == "trained" and not SHREDS_LABELED
-                and SHREDS["real_check"]["realism_methods"]):
-            ALL_TARGETS += [rules.shreds_realism.output.json]
+    # how real the synthetic training sky looks (two-sample test, issue 11): against the
+    # real cutout directory where it exists, or against the run's own cutouts
+    realism_real = SHREDS["real_check"]["realism_against"] == "run" or os.path.isdir(
+        SHREDS["real_check"]["images"] or ""
+    )
+    if (SHREDS_MODEL_KIND != "savedmodel" and not SHREDS_LABELED and realism_real
+            and SHREDS["real_check"]["realism_methods"]):
+        ALL_TARGETS += [rules.shreds_realism.output.json]
     if SHREDS_MODEL_KIND == "trained":
         ALL_TARGETS += [
             rules.evaluate_shreds.output.metrics,

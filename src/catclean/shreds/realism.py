@@ -356,10 +356,53 @@ def plot_gallery(images_a, images_b, path, n: int = 24, seed: int = 0,
     return path
 
 
-def measure(set_path, real_dir, out, n: int = 400, seed: int = 0, folds: int = 5,
+def load_run_cutouts(rgb_stores, cuts_tables, n: int | None = None, seed: int = 0
+                     ) -> np.ndarray:
+    """A run's own candidate cutouts: the ``ok`` RGB cutouts of the rows that pass the cuts.
+
+    Parameters
+    ----------
+    rgb_stores : sequence of path-like
+        The run's RGB :class:`~catclean.cutouts.store.CutoutStore` directories.
+    cuts_tables : sequence of path-like
+        The matching cut partitions (``source_id``, ``passes_cuts``): only the candidates
+        the shred CNN scores are drawn.
+    n : int, optional
+        Draw at most this many (seeded); None keeps all.
+
+    Returns
+    -------
+    uint8 (N, H, W, 3), in store order.
+    """
+    from ..cutouts.store import CutoutStore
+    from ..io import read_parquet
+
+    passing = set()
+    for path in cuts_tables:
+        cuts = read_parquet(path)
+        passing.update(cuts.loc[cuts["passes_cuts"].fillna(False).astype(bool),
+                                "source_id"].astype(str))
+    picks = []
+    for path in rgb_stores:
+        store = CutoutStore(path)
+        idx = store.index
+        ok = idx.loc[(idx["cutout_status"] == "ok")
+                     & idx["source_id"].astype(str).isin(passing), "source_id"]
+        picks += [(store, str(sid)) for sid in ok]
+    if n is not None and n < len(picks):
+        keep = np.sort(np.random.default_rng(seed).choice(len(picks), n, replace=False))
+        picks = [picks[i] for i in keep]
+    if not picks:
+        return np.zeros((0, 128, 128, 3), np.uint8)
+    return np.concatenate([store.get([sid])[0] for store, sid in picks])
+
+
+def measure(set_path, real, out, n: int = 400, seed: int = 0, folds: int = 5,
             methods=("trees", "cnn"), epochs: int = 4, real_stats=None) -> dict:
     """Two-sample AUCs of ``n`` random images of a training set against real cutouts.
 
+    ``real`` is a directory of PNG/JPEG cutouts or a uint8 (N, H, W, 3) array (e.g. a
+    live run's own cutouts, :func:`load_run_cutouts`).
     Writes the statistic histograms, the gallery, ``feature_importance.csv`` and
     ``realism.json`` (the returned summary) into ``out``. ``real_stats`` is an optional
     Parquet cache of the real cutouts' statistics (read if present, else written). A set
@@ -380,7 +423,12 @@ def measure(set_path, real_dir, out, n: int = 400, seed: int = 0, folds: int = 5
     idx = np.sort(rng.choice(len(syn), min(n, len(syn)), replace=False))
     syn = syn[idx]
     groups = None if groups is None else groups[idx]
-    real = load_image_dir(real_dir)
+    if isinstance(real, np.ndarray):
+        real_name = f"{len(real)} cutouts of the run"
+    else:
+        real_name, real = str(real), load_image_dir(real)
+    if len(real) < 2:
+        raise ValueError(f"the realism test needs real cutouts; {real_name} has {len(real)}")
     if real_stats and Path(real_stats).exists():
         sb = pd.read_parquet(real_stats)
     else:
@@ -388,7 +436,7 @@ def measure(set_path, real_dir, out, n: int = 400, seed: int = 0, folds: int = 5
         if real_stats:
             sb.to_parquet(real_stats)
     sa = image_statistics(syn)
-    summary = {"set": str(set_path), "real": str(real_dir)}
+    summary = {"set": str(set_path), "real": real_name}
     for m in methods:
         res = two_sample_auc(syn, real, method=m, folds=folds, seed=seed, epochs=epochs,
                              stats_a=sa if m == "trees" else None,
