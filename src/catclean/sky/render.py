@@ -107,7 +107,7 @@ REALISM_PRESETS = {
                "depth_scatter": 0.2, "band_depth_scatter": 0.05, "gain": 2500.0,
                "sky_offset": {"g": 0.03, "r": 0.03, "z": 0.08},
                "jpeg_quality": 90, "r_max": 21.0, "all_hosts": True,
-               "host_reddening": (0.12, 0.08), "mdwarf_frac": 0.4,
+               "host_reddening": (0.07, 0.0), "mdwarf_frac": 0.4,
                "star_density_scale": 2.0, "background_density_scale": 1.5,
                # realism3: the paper's candidate selection, dwarfs with fainter knots
                "candidate_cuts": True, "satellite_knot_scale": 0.5},
