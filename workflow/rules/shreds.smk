@@ -250,15 +250,12 @@ if SHREDS["enabled"]:
     CATALOG_COLUMNS["shreds"] = partition_path("shreds")
     ALL_TARGETS += [rules.shreds_summary.output.json, rules.shreds_summary.output.html]
     # real eye-labelled cutouts: only where the directory exists (../shared/real in CI)
-    if SHREDS_MODEL_KIND != "savedmodel" and os.path.isdir(
-        SHREDS["real_check"]["images"] or ""
-    ):
+    real_images = os.path.isdir(SHREDS["real_check"]["images"] or "")
+    if SHREDS_MODEL_KIND != "savedmodel" and real_images:
         ALL_TARGETS += [rules.evaluate_shreds_real.output.reliability]
     # how real the synthetic training sky looks (two-sample test, issue 11): against the
     # real cutout directory where it exists, or against the run's own cutouts
-    realism_real = SHREDS["real_check"]["realism_against"] == "run" or os.path.isdir(
-        SHREDS["real_check"]["images"] or ""
-    )
+    realism_real = SHREDS["real_check"]["realism_against"] == "run" or real_images
     if (SHREDS_MODEL_KIND != "savedmodel" and not SHREDS_LABELED and realism_real
             and SHREDS["real_check"]["realism_methods"]):
         ALL_TARGETS += [rules.shreds_realism.output.json]

@@ -272,7 +272,8 @@ def measure_ccd(data: np.ndarray | None, cfg: ExtractConfig, exptime: float,
 
     ``meas``/``info`` are those of :func:`extract_sep` or
     :func:`~catclean.qa.sextractor.extract_sextractor` (``info``: ``globalback`` and
-    ``globalrms`` only), None unless the status is 'ok'. sep's global limits must be set (:func:`catclean.runtime.configure_sep`).
+    ``globalrms`` only), None unless the status is 'ok'. sep's global limits must be set
+    (:func:`catclean.runtime.configure_sep`).
     """
     status, reason = ccd_status(data)
     if status != "ok":

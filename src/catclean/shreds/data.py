@@ -133,10 +133,6 @@ def _field_stamps(args) -> tuple[np.ndarray, pd.DataFrame]:
     sel = cat["truth_label"].isin(list(LABELS)).to_numpy() & (mag <= r_max)
     if opts.get("candidate_cuts"):
         sel &= _passes_candidate_cuts(cat)
-    host = hosts.loc[hosts.NSAID == nsaid].iloc[0]
-    # distance from the host centre in host half-light radii (flat sky is fine at 100 kpc)
-    dx = (cat.ra.to_numpy(float) - host.RA) * np.cos(np.radians(host.DEC))
-    host_dist = 3600.0 * np.hypot(dx, cat.dec.to_numpy(float) - host.DEC) / host.SERSIC_TH50
     cutter = FieldCutter(fld)
     if opts.get("sky_offset"):  # residual sky level of this field, per band (native sigma)
         srng = np.random.default_rng([seed, 97, int(nsaid)])
@@ -159,8 +155,7 @@ def _field_stamps(args) -> tuple[np.ndarray, pd.DataFrame]:
                      if "objid" in cat else f"train:{int(nsaid)}:{i}",
                      "host_nsaid": int(nsaid), "truth_label": str(cat.truth_label.iloc[i]),
                      "truth_kind": str(cat.truth_kind.iloc[i]), "mag_r": float(mag[i]),
-                     "ra": float(cat.ra.iloc[i]), "dec": float(cat.dec.iloc[i]),
-                     "host_dist_re": float(host_dist[i])})
+                     "ra": float(cat.ra.iloc[i]), "dec": float(cat.dec.iloc[i])})
     arr = np.stack(imgs) if imgs else np.zeros((0, size, size, 3), np.uint8)
     return arr, pd.DataFrame(rows)
 

@@ -236,10 +236,11 @@ def two_sample_auc(images_a, images_b, method: str = "trees", folds: int = 5, se
               else np.arange(n_b))
         groups = np.concatenate([ga, ga.max(initial=-1) + 1 + gb])
         # every test fold needs both sets: no more folds than either set has groups
-        folds = min(folds, len(np.unique(ga)), len(np.unique(gb)))
+        n_ga, n_gb = len(np.unique(ga)), len(np.unique(gb))
+        folds = min(folds, n_ga, n_gb)
         if folds < 2:
             raise ValueError("a grouped two-sample test needs at least 2 groups in each "
-                             f"set (got {len(np.unique(ga))} and {len(np.unique(gb))})")
+                             f"set (got {n_ga} and {n_gb})")
         skf = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     else:
         skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
@@ -382,19 +383,24 @@ def load_run_cutouts(rgb_stores, cuts_tables, n: int | None = None, seed: int = 
         cuts = read_parquet(path)
         passing.update(cuts.loc[cuts["passes_cuts"].fillna(False).astype(bool),
                                 "source_id"].astype(str))
-    picks = []
+    stores, picks = [], []  # picks: (store number, source_id), in store order
     for path in rgb_stores:
         store = CutoutStore(path)
         idx = store.index
         ok = idx.loc[(idx["cutout_status"] == "ok")
                      & idx["source_id"].astype(str).isin(passing), "source_id"]
-        picks += [(store, str(sid)) for sid in ok]
+        picks += [(len(stores), str(sid)) for sid in ok]
+        stores.append(store)
     if n is not None and n < len(picks):
         keep = np.sort(np.random.default_rng(seed).choice(len(picks), n, replace=False))
         picks = [picks[i] for i in keep]
-    if not picks:
-        return np.zeros((0, 128, 128, 3), np.uint8)
-    return np.concatenate([store.get([sid])[0] for store, sid in picks])
+    shape = stores[0].shape if stores else (128, 128, 3)
+    parts = [np.zeros((0, *shape), np.uint8)]
+    for k, store in enumerate(stores):  # one read per store
+        ids = [sid for j, sid in picks if j == k]
+        if ids:
+            parts.append(store.get(ids)[0])
+    return np.concatenate(parts)
 
 
 def measure(set_path, real, out, n: int = 400, seed: int = 0, folds: int = 5,
