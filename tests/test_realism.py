@@ -160,7 +160,7 @@ def test_realistic_truth_recolours_only_under_realism():
     truth = pd.DataFrame({"kind": ["host"] + ["star"] * n, "mag_g": 17.0, "mag_r": 16.5,
                           "mag_z": 16.2, "seed": np.arange(n + 1) * 7 + 1})
     assert realistic_truth(truth, None) is truth
-    opts = {"host_reddening": (0.07, 0.0), "mdwarf_frac": 0.4}
+    opts = {"preset": "none", "host_reddening": (0.07, 0.0), "mdwarf_frac": 0.4}
     a, b = realistic_truth(truth, opts), realistic_truth(truth, opts)
     pd.testing.assert_frame_equal(a, b)
     assert a.mag_g[0] - a.mag_r[0] == pytest.approx(0.57) and a.mag_z[0] == 16.2
@@ -213,3 +213,41 @@ def test_candidate_cuts_keep_host_centre_and_drop_stars():
     r = 22.5 - 2.5 * np.log10(cat.flux_r.to_numpy()[keep])
     g = 22.5 - 2.5 * np.log10(cat.flux_g.to_numpy()[keep])
     assert (r <= 21.0).all() and ((g - r) + 0.06 * (r - 14) < 0.9 + 0.2).all()
+
+
+def test_realistic_truth_early_types_red_and_disc_colours_scatter():
+    """early_type_colour puts bulge-dominated hosts on the red sequence whatever their
+    table colour; host_colour_scatter spreads the star-forming hosts' colours (one deviate
+    per host: bluer in g-r is bluer in r-z), from each host's seed."""
+    from catclean.sky.render import EARLY_TYPE_BULGE_FRAC, realistic_truth
+
+    n = 300
+    bulge = np.where(np.arange(n) % 3 == 0, 0.7, 0.2)
+    truth = pd.DataFrame({"kind": "host", "mag_g": 17.45, "mag_r": 17.0, "mag_z": 16.7,
+                          "bulge_frac": bulge, "seed": np.arange(n) * 11 + 5})
+    opts = {"preset": "none", "early_type_colour": (0.77, 0.45),
+            "host_colour_scatter": (0.15, 0.15)}
+    out = realistic_truth(truth, opts)
+    pd.testing.assert_frame_equal(out, realistic_truth(truth, opts))
+    early = bulge >= EARLY_TYPE_BULGE_FRAC
+    gr, rz = (out.mag_g - out.mag_r).to_numpy(), (out.mag_r - out.mag_z).to_numpy()
+    assert abs(np.median(gr[early]) - 0.77) < 0.02 and abs(np.median(rz[early]) - 0.45) < 0.02
+    assert gr[early].std() < 0.05
+    late_gr, late_rz = gr[~early], rz[~early]
+    assert abs(late_gr.mean() - 0.45) < 0.03 and 0.12 < late_gr.std() < 0.18
+    assert np.corrcoef(late_gr, late_rz)[0, 1] > 0.99
+    assert (out.mag_r == truth.mag_r).all()  # r, hence the candidate selection, unchanged
+
+
+def test_knot_concentration_moves_knots_outwards():
+    """knot_concentration < 1.5 places the star-forming knots further out in the disc."""
+    from catclean.sky.morphology import _disc_maps
+
+    def mean_knot_radius(k):
+        # a face-on spiral of r_e 20" (seed and bulge fraction give a disc morphology)
+        _, _, knots, _ = _disc_maps(12345, 0.1, 0.2, 20.0, 0.95, 30.0, 0.8, 60, 0.5, k)
+        kn = knots["r"]
+        yy, xx = np.indices(kn.shape) - (kn.shape[0] - 1) / 2
+        return float((np.hypot(yy, xx) * kn).sum() / kn.sum())
+
+    assert mean_knot_radius(0.8) > 1.1 * mean_knot_radius(1.5)

@@ -136,7 +136,9 @@ def _field_stamps(args) -> tuple[np.ndarray, pd.DataFrame]:
     cutter = FieldCutter(fld)
     if opts.get("sky_offset"):  # residual sky level of this field, per band (native sigma)
         srng = np.random.default_rng([seed, 97, int(nsaid)])
-        opts["sky_level"] = {b: float(srng.normal(0.0, float(opts["sky_offset"].get(b, 0.0))))
+        mean = opts.get("sky_offset_mean") or {}
+        opts["sky_level"] = {b: float(srng.normal(float(mean.get(b, 0.0)),
+                                                  float(opts["sky_offset"].get(b, 0.0))))
                              for b in ("g", "r", "z")}
     imgs, rows = [], []
     for i in np.flatnonzero(sel):
@@ -194,14 +196,15 @@ def synthetic_training_set(n_hosts: int, seed: int, z_range=(0.005, 0.02),
         from the science run's seed.
     z_range, log_mass_range, ra_range, dec_range
         Host draw (:func:`catclean.sky.hosts.synthetic_hosts`); low redshifts give large
-        discs with resolved knots, i.e. shreds.
+        discs with resolved knots, i.e. shreds. A realism preset's ``host_z_range`` and
+        ``host_log_mass_range`` replace ``z_range`` and ``log_mass_range``.
     sky : dict
         ``sky`` config section for the fields (``field_max_pix`` keeps them small).
         ``sky["realism"]`` (a :data:`catclean.sky.render.REALISM_PRESETS` name such as
         ``"viewer"``, or a dict of options) renders the realistic training sky of
         docs/realism.md: realistic host morphologies, PSF wings, no bad columns, viewer
-        pixel noise and JPEG stamps, r <= 21 candidates, early-type hosts kept. Absent or
-        None: the original training sky, unchanged.
+        pixel noise and JPEG stamps, the real candidates' hosts and selection, early-type
+        hosts kept. Absent or None: the original training sky, unchanged.
     r_max : float
         Faintest r magnitude (observed Kron flux) kept.
     galaxy_fraction : float or None
@@ -217,9 +220,14 @@ def synthetic_training_set(n_hosts: int, seed: int, z_range=(0.005, 0.02),
     # star-forming discs only: the shreds the CNN must learn are star-forming regions
     # split off discs (paper 001 Sec. 1, 2.1); early-type hosts are drawn and skipped --
     # unless the realistic sky keeps them (real shreds include outskirts of ellipticals)
+    ropt = realism_options((sky or {}).get("realism"))
+    # the realistic sky draws its hosts like the real candidates' NSA hosts (smaller and
+    # farther than the classic sky's large discs: docs/realism.md, realism4)
+    z_range = tuple(ropt.get("host_z_range", z_range))
+    log_mass_range = tuple(ropt.get("host_log_mass_range", log_mass_range))
     hosts = synthetic_hosts(3 * n_hosts, ra_range, dec_range, z_range, log_mass_range, seed,
                             cosmology=make_cosmology(cosmology))
-    if not realism_options((sky or {}).get("realism")).get("all_hosts"):
+    if not ropt.get("all_hosts"):
         hosts = hosts[hosts.sim_knot_frac > 0]
     hosts = hosts.head(n_hosts).reset_index(drop=True)
     args = [(hosts, nsaid, seed, radius_kpc, cosmology, sky or {}, r_max, size, pixscale,

@@ -13,7 +13,7 @@ from ..cosmology import make_cosmology
 from .detect import measure_field, truth_labels
 from .native import WRITERS
 from .render import Field, ebv_map, realism_options, render_field
-from .scene import scene
+from .scene import SATELLITE_LOG_MASS, scene
 from .surveys import SURVEYS
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,8 @@ def host_field(hosts: pd.DataFrame, nsaid: int, survey: str, seed: int, radius_k
                   radius_kpc, cosmo,
                   sky["background_density"] * ropt.get("background_density_scale", 1.0),
                   sky["star_density"] * ropt.get("star_density_scale", 1.0),
-                  tuple(sky["satellites_per_host"]))
+                  tuple(sky["satellites_per_host"]),
+                  tuple(ropt.get("satellite_log_mass_range", SATELLITE_LOG_MASS)))
     fld = render_field(truth, row.RA, row.DEC, npix, spec, seed, field_key=int(nsaid),
                        realism=sky["realism"])
     meas = measure_field(fld, thresh=det["thresh"], minarea=det["minarea"],

@@ -5,7 +5,8 @@
 morphology of a host is drawn from its own ``seed`` (no new truth columns):
 
 - early types (``bulge_frac >= 0.5``): half ellipticals (an n = 4 core, redder, inside an
-  n = 2 envelope: a colour gradient), half S0s (de Vaucouleurs bulge + thick
+  n = 2 envelope: a colour gradient; with ``early_red`` both components on the red
+  sequence, :data:`EARLY_COLOURS`), half S0s (de Vaucouleurs bulge + thick
   :class:`galsim.InclinedExponential` disc, no arms, no knots, a weak dust lane when edge-on);
 - discs: grand-design spirals (35%), barred spirals (25%), flocculent (25%) and irregular
   (15%) discs. The disc is a :class:`galsim.InclinedExponential` (thin, h/R 0.08-0.15, or
@@ -13,8 +14,9 @@ morphology of a host is drawn from its own ``seed`` (no new truth columns):
   in the disc plane: log-spiral arms (m = 2, pitch 12-28 deg, arm contrast stronger in g
   than z, with phase noise), a smoothed Gaussian random field for flocculent/irregular
   discs and an m = 1 lopsidedness for irregulars. Star-forming knots are Gaussian blobs
-  placed where the modulated disc is bright (they follow the arms), luminosity function
-  dN/dL ~ L^-2. The disc is bluer outwards (colour gradient), and inclined discs
+  placed where the modulated disc is bright (probability (disc light)^k beyond the
+  bulge, ``knot_concentration`` k = 1.5 by default: they follow the arms), luminosity
+  function dN/dL ~ L^-2. The disc is bluer outwards (colour gradient), and inclined discs
   (i > 60 deg) get a dust lane: attenuation exp(-tau_b A(x, y)) along the major axis,
   tau_g : tau_r : tau_z = 1 : 0.72 : 0.45. Bars are an n = 0.5 Sersic of axis ratio 0.25-0.4.
   The result goes through :class:`galsim.InterpolatedImage`, so the PSF and the pixel
@@ -40,6 +42,9 @@ from scipy import ndimage
 #: Knots have r - z = -0.15: H-alpha + [NII] (EW ~ 100-300 A) in the r band; the realism
 #: measure found the synthetic candidates too red in z/r (centre R/G -0.03 vs -0.17 real)
 COLOURS = {"g": (0.80, 0.45, 0.25), "r": (0.0, 0.0, 0.0), "z": (-0.45, -0.30, 0.15)}
+#: component colours of early types (``early_type_colour``): bulge and disc (or envelope)
+#: both on the red sequence, the outer component a little bluer (a weak gradient)
+EARLY_COLOURS = {"g": (0.80, 0.72, 0.25), "r": (0.0, 0.0, 0.0), "z": (-0.47, -0.42, 0.15)}
 #: colour gradient exponent of the disc light per band: I_b ~ (R / r_e)^gamma_b (bluer out)
 GRADIENT = {"g": 0.10, "r": 0.0, "z": -0.08}
 #: arm contrast per band relative to r (young stars: arms stand out most in g)
@@ -87,9 +92,11 @@ def _inclination(q: float, q0: float = 0.12) -> float:
 
 @lru_cache(maxsize=6)
 def _disc_maps(seed: int, bulge_frac: float, knot_frac: float, r_e: float, q: float,
-               pa: float, knot_size: float, n_knots: int, scale: float):
+               pa: float, knot_size: float, n_knots: int, scale: float,
+               knot_concentration: float = 1.5):
     """Per-band normalised disc (+ knots) images on a grid of ``scale`` arcsec, cached
-    because every band of a host needs them."""
+    because every band of a host needs them. Knots are placed with probability
+    (r-band disc light beyond the bulge)^``knot_concentration``."""
     m = host_morphology(seed, bulge_frac)
     rng = np.random.default_rng(m["field_seed"])
     inc = min(_inclination(q), np.radians(88.0))
@@ -139,7 +146,7 @@ def _disc_maps(seed: int, bulge_frac: float, knot_frac: float, r_e: float, q: fl
     # knots follow the modulated r-band disc light (beyond the bulge)
     K = {b: np.zeros((n, n)) for b in ("g", "r", "z")}
     if knot_frac > 0 and n_knots > 0 and m["kind"] not in ("elliptical", "s0"):
-        p = (maps["r"] * inner) ** 1.5
+        p = (maps["r"] * inner) ** knot_concentration
         p = p.ravel() / p.sum()
         nk = max(4, int(n_knots) // 2)
         idx = rng.choice(p.size, nk, p=p)
@@ -163,15 +170,19 @@ def _disc_maps(seed: int, bulge_frac: float, knot_frac: float, r_e: float, q: fl
 
 
 def host_profile(obj, band: str, flux: float, pixscale: float, knot_scale: float = 1.0,
-                 gsparams=None):
-    """GalSim profile (before PSF) of a realistic host in ``band`` with total ``flux``."""
+                 gsparams=None, early_red: bool = False, knot_concentration: float = 1.5):
+    """GalSim profile (before PSF) of a realistic host in ``band`` with total ``flux``.
+
+    ``early_red``: the components of early types take :data:`EARLY_COLOURS` (the disc of
+    an S0 as red as its bulge); ``knot_concentration``: see :func:`_disc_maps`.
+    """
     beta = (90.0 + obj.pa) * galsim.degrees
     bf = float(obj.bulge_frac)
     kf = float(obj.knot_frac) * knot_scale
     m = host_morphology(int(obj.seed), bf)
     if m["kind"] == "elliptical":
         kf = 0.0
-    col = COLOURS[band]
+    col = EARLY_COLOURS[band] if m["kind"] in ("elliptical", "s0") and early_red else COLOURS[band]
     ref = COLOURS[band][0] * bf + COLOURS[band][1] * (1 - bf - kf) + COLOURS[band][2] * kf
     w = np.array([bf, 1 - bf - kf, kf]) * 10 ** (-0.4 * (np.array(col) - ref))
     w = w / w.sum()
@@ -188,7 +199,7 @@ def host_profile(obj, band: str, flux: float, pixscale: float, knot_scale: float
     m, maps, K, tau = _disc_maps(int(obj.seed), round(bf, 6), round(float(obj.knot_frac), 6),
                                  round(float(obj.r_e), 6), round(float(obj.q), 6),
                                  round(float(obj.pa), 6), round(float(obj.knot_size), 6),
-                                 int(obj.n_knots), round(scale, 6))
+                                 int(obj.n_knots), round(scale, 6), float(knot_concentration))
     img = flux * (w[1] * maps[band] + w[2] * K[band])
     if tau.any():
         att = np.exp(-DUST_BAND[band] * tau)

@@ -49,8 +49,20 @@ GSPARAMS = galsim.GSParams(maximum_fft_size=16384, folding_threshold=1e-2)
 #:   survey's native per-pixel sky sigma (0.75 made up for the box resampling; not needed
 #:   with "lanczos3");
 #: - ``jpeg_quality``: JPEG round trip of every stamp (0: none);
-#: - ``r_max``: faintest candidate (r, Kron), 21 as the real SDSS candidates;
-#: - ``all_hosts``: keep early-type hosts (their outskirts and centres are candidates too).
+#: - ``r_max``: faintest candidate (r, Kron): 20, whose candidates have the central surface
+#:   brightness and radial profiles of the real eye-labelled ones (r <= 21 filled the
+#:   galaxy class with faint specks; the real candidates are resolved galaxies);
+#: - ``all_hosts``: keep early-type hosts (their outskirts and centres are candidates too);
+#: - ``host_z_range`` / ``host_log_mass_range``: the training hosts' redshifts and log
+#:   stellar masses, replacing ``shreds.training.z_range`` / ``log_mass_range``: the real
+#:   candidates lie around NSA galaxies of every mass, whose discs mostly fit in a 60"
+#:   stamp, not around large log M > 10.2 discs at z < 0.03 that fill it (which made the
+#:   synthetic shreds' stamps saturate 4x as often as the real ones);
+#: - ``sky_offset_mean``: band -> mean (native sky sigma) of the residual sky level: the
+#:   real stamps' empty sky is 1 grey level redder (R 34, G 33, B 33);
+#: - ``knot_concentration``: star-forming knots are placed with probability (disc light)^k
+#:   beyond the bulge (1.5 without the option; the HII regions of real discs follow the
+#:   disc light more closely, so shreds also come from the fainter outer disc).
 #:
 #: and, for the field's population (:func:`realistic_truth`,
 #: :func:`catclean.sky.fields.host_field`):
@@ -58,6 +70,12 @@ GSPARAMS = galsim.GSParams(maximum_fft_size=16384, folding_threshold=1e-2)
 #: - ``host_reddening``: (Delta(g-r), Delta(r-z)) in mag added to the hosts' integrated
 #:   colours: the host table's discs (g-r ~ 0.45) are bluer than the yellow-white NSA hosts
 #:   (log M 10.2-11.2, g-r ~ 0.6-0.7) of the real viewer cutouts;
+#: - ``early_type_colour``: (g-r, r-z) of bulge-dominated hosts (ellipticals and S0s),
+#:   discs included: the red sequence (the host table gives S0 discs the colour of
+#:   star-forming discs);
+#: - ``host_colour_scatter``: (sigma(g-r), sigma(r-z)) in mag, a correlated host-to-host
+#:   scatter of the star-forming hosts' colours (the host table's colours follow the bulge
+#:   fraction alone; real stamps of shreds range from blue-white dwarfs to yellow discs);
 #: - ``mdwarf_frac``: fraction of field stars recoloured as M dwarfs (g-r 1.45 +- 0.05,
 #:   r-z uniform 1.0-2.4 mag), which dominate faint high-latitude star counts; the
 #:   science sky's locus (r-z <= 0.9) has no red stars, the viewer's fields are full of them;
@@ -87,6 +105,10 @@ GSPARAMS = galsim.GSParams(maximum_fft_size=16384, folding_threshold=1e-2)
 #: - ``sky_offset``: band -> scatter (in native sky sigma) of a constant sky-level residual
 #:   per field and band added to the stamps (coadd sky-subtraction errors, largest in z:
 #:   the real stamps' sky R - G spreads to -5 grey levels, tinting whole stamps cyan);
+#: - ``satellite_log_mass_range``: log stellar masses of the hosts' satellites (read by
+#:   :func:`catclean.sky.fields.host_field`; 6.5-9.2 without it): up to LMC / M33 masses,
+#:   as around real Milky-Way-like hosts; the real galaxy candidates are larger and
+#:   brighter than the synthetic ones without them (light 6-12 px from the centre);
 #: - ``satellite_knot_scale``: multiplies the satellites' knot light fraction (bright
 #:   RandomKnots made dwarfs look like rings of blue beads; real dwarfs are smoother);
 #: - ``candidate_cuts`` (read by :mod:`catclean.shreds.data`): training cutouts only of
@@ -102,16 +124,30 @@ REALISM_PRESETS = {
                # noise, no extra stamp noise, real depths and their spread; realism3: z
                # noisier than g and r, which gives the real stamps' chroma noise
                "resample": "lanczos3", "cutout_noise": 0.0,
-               "noise_scale": {"g": 0.65, "r": 0.67, "z": 1.1},
-               "noise_corr": 0.5, "sky_subtract": 256,
+               # realism4: white (not smoothed) noise at the real stamps' amplitude,
+               # measured on stamps whose border holds no light
+               "noise_scale": {"g": 0.754, "r": 0.777, "z": 1.276},
+               "noise_corr": 0.4, "sky_subtract": 256,
                "depth_scatter": 0.2, "band_depth_scatter": 0.05, "gain": 2500.0,
                "sky_offset": {"g": 0.03, "r": 0.03, "z": 0.08},
-               "jpeg_quality": 90, "r_max": 21.0, "all_hosts": True,
+               "sky_offset_mean": {"z": 0.025},
+               "jpeg_quality": 90, "all_hosts": True,
                "host_reddening": (0.07, 0.0), "mdwarf_frac": 0.4,
                "star_density_scale": 2.0, "background_density_scale": 1.5,
                # realism3: the paper's candidate selection, dwarfs with fainter knots
-               "candidate_cuts": True, "satellite_knot_scale": 0.5},
+               "candidate_cuts": True, "satellite_knot_scale": 0.5,
+               # realism4: the real candidates' population: brighter candidates around
+               # smaller, farther, more varied hosts; red early types; knots spread
+               # further out in the disc
+               "r_max": 20.0, "host_z_range": (0.01, 0.04),
+               "host_log_mass_range": (9.5, 11.0), "early_type_colour": (0.77, 0.45),
+               "host_colour_scatter": (0.15, 0.15), "knot_concentration": 1.2,
+               "satellite_log_mass_range": (7.0, 10.0)},
 }
+
+
+#: bulge fraction from which a host is an early type (elliptical or S0; sky/morphology.py)
+EARLY_TYPE_BULGE_FRAC = 0.5
 
 
 def realism_options(realism) -> dict:
@@ -131,22 +167,42 @@ def realism_options(realism) -> dict:
 
 def realistic_truth(truth: pd.DataFrame, realism) -> pd.DataFrame:
     """The truth table with the realism preset's population changes (a copy; unchanged
-    when ``realism`` has no ``host_reddening`` / ``mdwarf_frac``).
+    when ``realism`` has none of the options below).
 
-    Hosts get redder by ``host_reddening`` = (Delta(g-r), Delta(r-z)) mag at fixed r; a
-    fraction ``mdwarf_frac`` of stars, drawn from each star's own seed (so overlapping
-    fields agree), become M dwarfs: g-r = 1.45 +- 0.05, r-z uniform in 1.0-2.4 mag.
+    Hosts get redder by ``host_reddening`` = (Delta(g-r), Delta(r-z)) mag at fixed r;
+    early types (``bulge_frac`` >= :data:`EARLY_TYPE_BULGE_FRAC`) get the red-sequence
+    colours ``early_type_colour`` = (g-r, r-z) (+- 0.03 mag); star-forming hosts scatter
+    by ``host_colour_scatter`` = (sigma(g-r), sigma(r-z)) mag, one normal deviate per
+    host for both colours (bluer in g-r is bluer in r-z). A fraction ``mdwarf_frac`` of
+    stars become M dwarfs: g-r = 1.45 +- 0.05, r-z uniform in 1.0-2.4 mag. Every draw
+    comes from the object's own seed, so overlapping fields agree.
     """
     ropt = realism_options(realism)
     red = ropt.get("host_reddening")
+    early = ropt.get("early_type_colour")
     fm = float(ropt.get("mdwarf_frac", 0.0) or 0.0)
-    if not red and fm <= 0:
+    spread = ropt.get("host_colour_scatter")
+    if not red and not early and not spread and fm <= 0:
         return truth
     truth = truth.copy()
+    host = (truth.kind == "host").to_numpy()
     if red:
-        host = (truth.kind == "host").to_numpy()
         truth.loc[host, "mag_g"] += float(red[0])
         truth.loc[host, "mag_z"] -= float(red[1])
+    if early:
+        # bulge-dominated hosts sit on the red sequence as a whole (their discs too)
+        for k in np.flatnonzero(host & (truth.bulge_frac >= EARLY_TYPE_BULGE_FRAC).to_numpy()):
+            r = np.random.default_rng([int(truth.seed.iloc[k]), 32])
+            mr = truth.mag_r.iloc[k]
+            truth.iloc[k, truth.columns.get_loc("mag_g")] = mr + float(early[0]) + r.normal(0, 0.03)
+            truth.iloc[k, truth.columns.get_loc("mag_z")] = mr - float(early[1]) - r.normal(0, 0.03)
+    if spread:
+        # star-forming discs: a blue cloud, not one colour (correlated in g-r and r-z)
+        late = host & (truth.bulge_frac < EARLY_TYPE_BULGE_FRAC).to_numpy()
+        for k in np.flatnonzero(late):
+            dc = np.random.default_rng([int(truth.seed.iloc[k]), 33]).normal()
+            truth.iloc[k, truth.columns.get_loc("mag_g")] += float(spread[0]) * dc
+            truth.iloc[k, truth.columns.get_loc("mag_z")] -= float(spread[1]) * dc
     if fm > 0:
         for k in np.flatnonzero((truth.kind == "star").to_numpy()):
             r = np.random.default_rng([int(truth.seed.iloc[k]), 31])
@@ -194,7 +250,9 @@ def _profile(obj, band: str, flux: float, realism: dict | None = None,
         from .morphology import host_profile
 
         return host_profile(obj, band, flux, pixscale, knot_scale=realism.get("knot_scale", 1.0),
-                            gsparams=GSPARAMS)
+                            gsparams=GSPARAMS,
+                            early_red=bool(realism.get("early_type_colour")),
+                            knot_concentration=float(realism.get("knot_concentration", 1.5)))
     if obj.kind == "host":
         bf, kf = obj.bulge_frac, obj.knot_frac
         # component colours (see hosts.py): bulge red, disc intermediate, knots blue
@@ -360,7 +418,8 @@ def render_field(truth: pd.DataFrame, center_ra: float, center_dec: float, npix:
             # which also takes out the mean light of faint and extended sources
             import sep
 
-            b = int(ropt["sky_subtract"])
+            mesh = ropt["sky_subtract"]
+            b = int(mesh[band] if isinstance(mesh, dict) else mesh)
             img = np.ascontiguousarray(img)
             # in place, as qa.extract does: no full-field background map is built
             sep.Background(img, bw=b, bh=b).subfrom(img)

@@ -109,9 +109,17 @@ def background_objects(ra_min: float, ra_max: float, dec_min: float, dec_max: fl
     return out[sel].reset_index(drop=True)
 
 
+#: log10 stellar mass range (Msun) of the satellites drawn around every host
+SATELLITE_LOG_MASS = (6.5, 9.2)
+
+
 def host_objects(hosts: pd.DataFrame, seed: int, radius_kpc: float, cosmo,
-                 satellites_per_host=(2, 6)) -> pd.DataFrame:
-    """Hosts (bulge + disc + knots) and their satellites, for hosts with a valid redshift."""
+                 satellites_per_host=(2, 6), satellite_log_mass=SATELLITE_LOG_MASS
+                 ) -> pd.DataFrame:
+    """Hosts (bulge + disc + knots) and their satellites, for hosts with a valid redshift.
+
+    Satellites: ``satellites_per_host`` (min, max) per host, log stellar mass uniform in
+    ``satellite_log_mass``, within ``radius_kpc`` in projection."""
     rows = []
     for h in hosts.itertuples(index=False):
         if not np.isfinite(h.Z):
@@ -133,7 +141,7 @@ def host_objects(hosts: pd.DataFrame, seed: int, radius_kpc: float, cosmo,
         dist_mod = cosmo.distmod(h.Z).value
         n_sat = rng.integers(satellites_per_host[0], satellites_per_host[1] + 1)
         for k in range(n_sat):
-            logm = rng.uniform(6.5, 9.2)
+            logm = rng.uniform(*satellite_log_mass)
             rproj = np.sqrt(rng.uniform((15 / radius_kpc) ** 2, 0.8**2)) * radius_kpc
             theta = rng.uniform(0, 2 * np.pi)
             dra = rproj / kpc_per_arcsec / 3600 * np.cos(theta) / np.cos(np.radians(h.DEC))
@@ -157,9 +165,11 @@ def host_objects(hosts: pd.DataFrame, seed: int, radius_kpc: float, cosmo,
 
 def scene(hosts: pd.DataFrame, ra_min: float, ra_max: float, dec_min: float, dec_max: float,
           seed: int, radius_kpc: float, cosmo, background_density: float,
-          star_density: float, satellites_per_host=(2, 6)) -> pd.DataFrame:
+          star_density: float, satellites_per_host=(2, 6),
+          satellite_log_mass=SATELLITE_LOG_MASS) -> pd.DataFrame:
     """All truth objects whose centre lies in the box (plus hosts/satellites near it)."""
-    near = host_objects(hosts, seed, radius_kpc, cosmo, satellites_per_host)
+    near = host_objects(hosts, seed, radius_kpc, cosmo, satellites_per_host,
+                        satellite_log_mass)
     pad = 0.02  # deg: extended hosts just outside the box still throw light into it
     sel = near.ra.between(ra_min - pad, ra_max + pad) & near.dec.between(dec_min - pad,
                                                                          dec_max + pad)
