@@ -219,7 +219,8 @@ def test_realistic_truth_early_types_red_and_disc_colours_scatter():
     """early_type_colour puts bulge-dominated hosts on the red sequence whatever their
     table colour; host_colour_scatter spreads the star-forming hosts' colours (one deviate
     per host: bluer in g-r is bluer in r-z), from each host's seed."""
-    from catclean.sky.render import EARLY_TYPE_BULGE_FRAC, realistic_truth
+    from catclean.sky.morphology import EARLY_TYPE_BULGE_FRAC
+    from catclean.sky.render import realistic_truth
 
     n = 300
     bulge = np.where(np.arange(n) % 3 == 0, 0.7, 0.2)

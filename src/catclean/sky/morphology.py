@@ -45,6 +45,11 @@ COLOURS = {"g": (0.80, 0.45, 0.25), "r": (0.0, 0.0, 0.0), "z": (-0.45, -0.30, 0.
 #: component colours of early types (``early_type_colour``): bulge and disc (or envelope)
 #: both on the red sequence, the outer component a little bluer (a weak gradient)
 EARLY_COLOURS = {"g": (0.80, 0.72, 0.25), "r": (0.0, 0.0, 0.0), "z": (-0.47, -0.42, 0.15)}
+#: bulge fraction from which a host is an early type (elliptical or S0)
+EARLY_TYPE_BULGE_FRAC = 0.5
+#: exponent k of the knot placement, probability ~ (disc light beyond the bulge)^k, unless
+#: the realism option ``knot_concentration`` sets it
+KNOT_CONCENTRATION = 1.5
 #: colour gradient exponent of the disc light per band: I_b ~ (R / r_e)^gamma_b (bluer out)
 GRADIENT = {"g": 0.10, "r": 0.0, "z": -0.08}
 #: arm contrast per band relative to r (young stars: arms stand out most in g)
@@ -57,7 +62,7 @@ MORPHS = ("elliptical", "s0", "spiral", "barred", "flocculent", "irregular")
 def host_morphology(seed: int, bulge_frac: float) -> dict:
     """Morphology parameters of a host, drawn from its seed (deterministic)."""
     rng = np.random.default_rng([int(seed), 21])
-    if bulge_frac >= 0.5:
+    if bulge_frac >= EARLY_TYPE_BULGE_FRAC:
         kind = "elliptical" if rng.uniform() < 0.5 else "s0"
     else:
         kind = rng.choice(["spiral", "barred", "flocculent", "irregular"],
@@ -93,7 +98,7 @@ def _inclination(q: float, q0: float = 0.12) -> float:
 @lru_cache(maxsize=6)
 def _disc_maps(seed: int, bulge_frac: float, knot_frac: float, r_e: float, q: float,
                pa: float, knot_size: float, n_knots: int, scale: float,
-               knot_concentration: float = 1.5):
+               knot_concentration: float = KNOT_CONCENTRATION):
     """Per-band normalised disc (+ knots) images on a grid of ``scale`` arcsec, cached
     because every band of a host needs them. Knots are placed with probability
     (r-band disc light beyond the bulge)^``knot_concentration``."""
@@ -170,7 +175,8 @@ def _disc_maps(seed: int, bulge_frac: float, knot_frac: float, r_e: float, q: fl
 
 
 def host_profile(obj, band: str, flux: float, pixscale: float, knot_scale: float = 1.0,
-                 gsparams=None, early_red: bool = False, knot_concentration: float = 1.5):
+                 gsparams=None, early_red: bool = False,
+                 knot_concentration: float = KNOT_CONCENTRATION):
     """GalSim profile (before PSF) of a realistic host in ``band`` with total ``flux``.
 
     ``early_red``: the components of early types take :data:`EARLY_COLOURS` (the disc of

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from astropy.wcs import WCS
 
+from .morphology import EARLY_TYPE_BULGE_FRAC, KNOT_CONCENTRATION, host_profile
 from .surveys import BANDS, NANOMAGGY_ZP, SurveySpec
 from .wcs import field_wcs  # noqa: F401 - the field WCS, re-exported
 
@@ -146,10 +147,6 @@ REALISM_PRESETS = {
 }
 
 
-#: bulge fraction from which a host is an early type (elliptical or S0; sky/morphology.py)
-EARLY_TYPE_BULGE_FRAC = 0.5
-
-
 def realism_options(realism) -> dict:
     """Options dict from a preset name, a dict (preset ``"preset"`` key plus overrides)
     or None (the original sky)."""
@@ -170,7 +167,8 @@ def realistic_truth(truth: pd.DataFrame, realism) -> pd.DataFrame:
     when ``realism`` has none of the options below).
 
     Hosts get redder by ``host_reddening`` = (Delta(g-r), Delta(r-z)) mag at fixed r;
-    early types (``bulge_frac`` >= :data:`EARLY_TYPE_BULGE_FRAC`) get the red-sequence
+    early types (``bulge_frac`` >=
+    :data:`catclean.sky.morphology.EARLY_TYPE_BULGE_FRAC`) get the red-sequence
     colours ``early_type_colour`` = (g-r, r-z) (+- 0.03 mag); star-forming hosts scatter
     by ``host_colour_scatter`` = (sigma(g-r), sigma(r-z)) mag, one normal deviate per
     host for both colours (bluer in g-r is bluer in r-z). A fraction ``mdwarf_frac`` of
@@ -247,12 +245,11 @@ def _profile(obj, band: str, flux: float, realism: dict | None = None,
     if obj.kind == "star":
         return None
     if obj.kind == "host" and realism and realism.get("morphology"):
-        from .morphology import host_profile
-
         return host_profile(obj, band, flux, pixscale, knot_scale=realism.get("knot_scale", 1.0),
                             gsparams=GSPARAMS,
                             early_red=bool(realism.get("early_type_colour")),
-                            knot_concentration=float(realism.get("knot_concentration", 1.5)))
+                            knot_concentration=float(realism.get("knot_concentration",
+                                                                 KNOT_CONCENTRATION)))
     if obj.kind == "host":
         bf, kf = obj.bulge_frac, obj.knot_frac
         # component colours (see hosts.py): bulge red, disc intermediate, knots blue
