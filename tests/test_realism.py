@@ -252,3 +252,63 @@ def test_knot_concentration_moves_knots_outwards():
         return float((np.hypot(yy, xx) * kn).sum() / kn.sum())
 
     assert mean_knot_radius(0.8) > 1.1 * mean_knot_radius(1.5)
+
+
+def test_realistic_truth_colour_scatter_decorrelated_locus_and_quenching():
+    """A third host_colour_scatter element sets the correlation of the g-r and r-z
+    deviates; background_colour_locus puts blue background galaxies on a redshifted
+    star-forming locus; host_quenched_frac turns that fraction of star-forming hosts into
+    knot-free early types. Every draw comes from the object's seed."""
+    from catclean.sky.morphology import EARLY_TYPE_BULGE_FRAC
+    from catclean.sky.render import realistic_truth
+
+    n = 400
+    hosts = pd.DataFrame({"kind": "host", "mag_g": 17.45, "mag_r": 17.0, "mag_z": 16.7,
+                          "bulge_frac": 0.2, "knot_frac": 0.2, "knot_size": 1.5,
+                          "seed": np.arange(n) * 13 + 1})
+    rng = np.random.default_rng(3)
+    gr = np.where(np.arange(n) % 4 == 0, 1.0, rng.normal(0.45, 0.15, n))
+    back = pd.DataFrame({"kind": "background", "mag_g": 20.0 + gr, "mag_r": 20.0,
+                         "mag_z": 20.0 - rng.normal(0.4, 0.15, n), "bulge_frac": 0.0,
+                         "knot_frac": 0.0, "knot_size": 0.0, "seed": np.arange(n) * 7 + 2})
+    truth = pd.concat([hosts, back], ignore_index=True)
+    opts = {"preset": "none", "host_colour_scatter": (0.15, 0.2, 0.0),
+            "background_colour_locus": (0.1, 0.6, 0.0, 0.05), "host_quenched_frac": 0.3,
+            "host_knot_size_scale": 0.4}
+    out = realistic_truth(truth, opts)
+    pd.testing.assert_frame_equal(out, realistic_truth(truth, opts))
+    h, b = out.kind == "host", out.kind == "background"
+    quenched = h & (out.bulge_frac >= EARLY_TYPE_BULGE_FRAC)
+    assert 0.24 < quenched.sum() / n < 0.36
+    assert (out.knot_frac[quenched] == 0).all() and (out.knot_frac[h & ~quenched] == 0.2).all()
+    late = h & ~quenched
+    hgr, hrz = (out.mag_g - out.mag_r)[late], (out.mag_r - out.mag_z)[late]
+    assert 0.12 < hgr.std() < 0.18 and 0.16 < hrz.std() < 0.24
+    assert abs(np.corrcoef(hgr, hrz)[0, 1]) < 0.2  # independent deviates
+    bgr, brz = (out.mag_g - out.mag_r)[b], (out.mag_r - out.mag_z)[b]
+    blue = (gr < 0.8)
+    assert np.allclose(bgr[blue.nonzero()[0] + n], gr[blue] + 0.1)
+    resid = brz[blue.nonzero()[0] + n] - 0.6 * bgr[blue.nonzero()[0] + n]
+    assert abs(resid.mean()) < 0.02 and resid.std() < 0.07
+    red = ~blue
+    assert np.allclose(out.mag_z[red.nonzero()[0] + n], truth.mag_z[red.nonzero()[0] + n])
+    assert (out.mag_r == truth.mag_r).all()
+    assert np.allclose(out.knot_size[h], 0.6) and (out.knot_size[b] == 0).all()
+
+
+def test_synthetic_hosts_z_weighting():
+    """Hosts uniform in volume crowd to the far end of the redshift range; uniform in z
+    they fill it evenly (more nearby, extended hosts); anything else is refused."""
+    from catclean.sky.hosts import synthetic_hosts
+
+    kw = dict(ra_range=(150, 160), dec_range=(0, 10), z_range=(0.01, 0.04),
+              log_mass_range=(9.5, 11.0), seed=5)
+    vol = synthetic_hosts(2000, **kw).Z.to_numpy()
+    uni = synthetic_hosts(2000, **kw, z_weighting="uniform").Z.to_numpy()
+    assert 0.01 <= uni.min() and uni.max() <= 0.04 and 0.01 <= vol.min() and vol.max() <= 0.04
+    assert abs(np.median(uni) - 0.025) < 0.002
+    # uniform in volume: median z = ((z0^3 + z1^3) / 2)^(1/3) = 0.0319
+    assert abs(np.median(vol) - 0.0319) < 0.002
+    assert (uni < 0.015).mean() > 3 * (vol < 0.015).mean()
+    with pytest.raises(ValueError, match="z_weighting"):
+        synthetic_hosts(10, **kw, z_weighting="log")

@@ -226,7 +226,8 @@ def synthetic_training_set(n_hosts: int, seed: int, z_range=(0.005, 0.02),
     z_range = tuple(ropt.get("host_z_range", z_range))
     log_mass_range = tuple(ropt.get("host_log_mass_range", log_mass_range))
     hosts = synthetic_hosts(3 * n_hosts, ra_range, dec_range, z_range, log_mass_range, seed,
-                            cosmology=make_cosmology(cosmology))
+                            cosmology=make_cosmology(cosmology),
+                            z_weighting=ropt.get("host_z_weighting", "volume"))
     if not ropt.get("all_hosts"):
         hosts = hosts[hosts.sim_knot_frac > 0]
     hosts = hosts.head(n_hosts).reset_index(drop=True)

@@ -49,7 +49,7 @@ def iau_name(ra: float, dec: float) -> str:
 
 def synthetic_hosts(n_hosts: int, ra_range, dec_range, z_range, log_mass_range, seed: int,
                     cosmology=None, nan_redshift_hosts: int = 0,
-                    h: float = 0.7) -> pd.DataFrame:
+                    h: float = 0.7, z_weighting: str = "volume") -> pd.DataFrame:
     """Draw an NSA-like host table.
 
     Hosts are Milky-Way-like discs at redshifts uniform in volume (dN/dz ~ z^2) within
@@ -73,6 +73,11 @@ def synthetic_hosts(n_hosts: int, ra_range, dec_range, z_range, log_mass_range, 
     cosmology : astropy.cosmology.FLRW, optional
     nan_redshift_hosts : int
         The last hosts get ``Z = NaN`` (they are flagged downstream, never queried).
+    h : float
+        Hubble parameter of the NSA's h-scaled masses.
+    z_weighting : {"volume", "uniform"}
+        Redshifts uniform in comoving volume (a volume-limited sample; the default) or
+        uniform in z (more nearby, extended hosts, as in an eye-picked training set).
 
     Returns
     -------
@@ -87,7 +92,13 @@ def synthetic_hosts(n_hosts: int, ra_range, dec_range, z_range, log_mass_range, 
     # uniform in comoving volume at these low redshifts (dN/dz ~ z^2), as a
     # volume-limited NSA-like sample: nearby, very extended hosts are rare
     z0, z1 = z_range
-    z = (z0**3 + rng.uniform(0, 1, n_hosts) * (z1**3 - z0**3)) ** (1 / 3)
+    u = rng.uniform(0, 1, n_hosts)
+    if z_weighting == "volume":
+        z = (z0**3 + u * (z1**3 - z0**3)) ** (1 / 3)
+    elif z_weighting == "uniform":
+        z = z0 + u * (z1 - z0)
+    else:
+        raise ValueError(f"z_weighting must be 'volume' or 'uniform'; got {z_weighting!r}")
     logm = rng.uniform(*log_mass_range, n_hosts)
     r50_kpc = 10 ** (0.65 + 0.22 * (logm - 10.5) + rng.normal(0, 0.15, n_hosts))
     kpc_per_arcsec = cosmo.kpc_proper_per_arcmin(z).value / 60.0

@@ -74,9 +74,24 @@ GSPARAMS = galsim.GSParams(maximum_fft_size=16384, folding_threshold=1e-2)
 #: - ``early_type_colour``: (g-r, r-z) of bulge-dominated hosts (ellipticals and S0s),
 #:   discs included: the red sequence (the host table gives S0 discs the colour of
 #:   star-forming discs);
-#: - ``host_colour_scatter``: (sigma(g-r), sigma(r-z)) in mag, a correlated host-to-host
-#:   scatter of the star-forming hosts' colours (the host table's colours follow the bulge
-#:   fraction alone; real stamps of shreds range from blue-white dwarfs to yellow discs);
+#: - ``host_colour_scatter``: (sigma(g-r), sigma(r-z)[, rho]) in mag, a host-to-host
+#:   scatter of the star-forming hosts' colours with correlation rho of the two deviates
+#:   (1 without it; the host table's colours follow the bulge fraction alone; real stamps
+#:   of shreds range from blue-white dwarfs to yellow discs, and include teal discs, blue
+#:   in r-z but not in g-r);
+#: - ``host_quenched_frac``: fraction of the star-forming hosts turned into early types
+#:   (bulge-to-total 0.5-0.8, no knots): massive NSA hosts are often quenched, and the
+#:   real galaxy class is rich in red host centres with extended envelopes;
+#: - ``host_knot_size_scale``: multiplies the hosts' knot size (Gaussian sigma 0.3 kpc):
+#:   real HII regions are 1-3 viewer pixels at the hosts' distances, not the 10-15 px
+#:   beads that 0.3-0.6 kpc blobs make at z ~ 0.01;
+#: - ``host_z_weighting``: "uniform" draws the hosts uniform in z inside ``host_z_range``
+#:   (:func:`catclean.sky.hosts.synthetic_hosts`), not uniform in volume: the eye-picked
+#:   real candidates are rich in pieces of nearby hosts larger than the stamp;
+#: - ``background_colour_locus``: (Delta(g-r), slope, intercept, sigma) puts blue
+#:   background galaxies (g-r < :data:`BACKGROUND_RED_GR`) on a star-forming locus
+#:   r-z = slope (g-r) + intercept +- sigma after reddening g-r by Delta (k-correction at
+#:   z ~ 0.1-0.3): independent g-r and r-z gave lilac galaxies that real stamps lack;
 #: - ``mdwarf_frac``: fraction of field stars recoloured as M dwarfs (g-r 1.45 +- 0.05,
 #:   r-z uniform 1.0-2.4 mag), which dominate faint high-latitude star counts; the
 #:   science sky's locus (r-z <= 0.9) has no red stars, the viewer's fields are full of them;
@@ -117,6 +132,10 @@ GSPARAMS = galsim.GSParams(maximum_fft_size=16384, folding_threshold=1e-2)
 #:   (``catclean.shreds.data.CANDIDATE_CUTS``: r, surface brightness, colour, not a point
 #:   source, measured size; paper 001 Sec. 3.1), the selection the real eye-labelled
 #:   cutouts went through: no stars, no red background galaxies, host centres kept.
+#: g-r (mag) below which a background galaxy is on the blue cloud
+#: (``background_colour_locus``; sky.scene draws red ones at g-r ~ 1.0 +- 0.12)
+BACKGROUND_RED_GR = 0.8
+
 REALISM_PRESETS = {
     "none": {},
     "viewer": {"morphology": True, "knot_scale": 0.5, "psf_wing": 0.06,
@@ -130,7 +149,8 @@ REALISM_PRESETS = {
                "noise_scale": {"g": 0.754, "r": 0.777, "z": 1.276},
                "noise_corr": 0.4, "sky_subtract": 256,
                "depth_scatter": 0.2, "band_depth_scatter": 0.05, "gain": 2500.0,
-               "sky_offset": {"g": 0.03, "r": 0.03, "z": 0.08},
+               # realism5: the real empty sky's R spreads over 1 grey level, not 1.6
+               "sky_offset": {"g": 0.03, "r": 0.03, "z": 0.05},
                "sky_offset_mean": {"z": 0.025},
                "jpeg_quality": 90, "all_hosts": True,
                "host_reddening": (0.07, 0.0), "mdwarf_frac": 0.4,
@@ -140,10 +160,15 @@ REALISM_PRESETS = {
                # realism4: the real candidates' population: brighter candidates around
                # smaller, farther, more varied hosts; red early types; knots spread
                # further out in the disc
-               "r_max": 20.0, "host_z_range": (0.01, 0.04),
-               "host_log_mass_range": (9.5, 11.0), "early_type_colour": (0.77, 0.45),
-               "host_colour_scatter": (0.15, 0.15), "knot_concentration": 1.2,
-               "satellite_log_mass_range": (7.0, 10.0)},
+               "r_max": 20.0, "host_log_mass_range": (9.5, 11.0),
+               "early_type_colour": (0.77, 0.45), "knot_concentration": 1.2,
+               "satellite_log_mass_range": (7.0, 10.0),
+               # realism5: more nearby hosts larger than the stamp, with HII regions of
+               # their real size; teal discs (r-z scatter independent of g-r); quenched
+               # hosts; blue background galaxies on the star-forming locus
+               "host_z_range": (0.005, 0.04), "host_z_weighting": "uniform",
+               "host_knot_size_scale": 0.4, "host_colour_scatter": (0.15, 0.2, 0.0),
+               "host_quenched_frac": 0.3, "background_colour_locus": (0.1, 0.6, 0.0, 0.06)},
 }
 
 
@@ -166,24 +191,43 @@ def realistic_truth(truth: pd.DataFrame, realism) -> pd.DataFrame:
     """The truth table with the realism preset's population changes (a copy; unchanged
     when ``realism`` has none of the options below).
 
-    Hosts get redder by ``host_reddening`` = (Delta(g-r), Delta(r-z)) mag at fixed r;
-    early types (``bulge_frac`` >=
-    :data:`catclean.sky.morphology.EARLY_TYPE_BULGE_FRAC`) get the red-sequence
-    colours ``early_type_colour`` = (g-r, r-z) (+- 0.03 mag); star-forming hosts scatter
-    by ``host_colour_scatter`` = (sigma(g-r), sigma(r-z)) mag, one normal deviate per
-    host for both colours (bluer in g-r is bluer in r-z). A fraction ``mdwarf_frac`` of
-    stars become M dwarfs: g-r = 1.45 +- 0.05, r-z uniform in 1.0-2.4 mag. Every draw
-    comes from the object's own seed, so overlapping fields agree.
+    A fraction ``host_quenched_frac`` of the star-forming hosts become early types
+    (``bulge_frac`` uniform in :data:`catclean.sky.morphology.EARLY_TYPE_BULGE_FRAC`-0.8,
+    no knots); the hosts' knots scale in size by ``host_knot_size_scale``. Hosts get
+    redder by ``host_reddening`` = (Delta(g-r), Delta(r-z)) mag at fixed r; early types
+    get the red-sequence colours ``early_type_colour`` = (g-r, r-z) (+- 0.03 mag);
+    star-forming hosts scatter by ``host_colour_scatter`` = (sigma(g-r), sigma(r-z)[,
+    rho]) mag, two normal deviates per host with correlation rho (default 1: bluer in
+    g-r is bluer in r-z). Blue background galaxies move onto ``background_colour_locus``
+    (see :data:`REALISM_PRESETS`). A fraction ``mdwarf_frac`` of stars become M dwarfs:
+    g-r = 1.45 +- 0.05, r-z uniform in 1.0-2.4 mag. Every draw comes from the object's
+    own seed, so overlapping fields agree; r (hence the candidate selection) never
+    changes.
     """
     ropt = realism_options(realism)
     red = ropt.get("host_reddening")
     early = ropt.get("early_type_colour")
     fm = float(ropt.get("mdwarf_frac", 0.0) or 0.0)
     spread = ropt.get("host_colour_scatter")
-    if not red and not early and not spread and fm <= 0:
+    locus = ropt.get("background_colour_locus")
+    quench = float(ropt.get("host_quenched_frac", 0.0) or 0.0)
+    knot_size = float(ropt.get("host_knot_size_scale", 1.0) or 1.0)
+    if (not red and not early and not spread and fm <= 0 and not locus and quench <= 0
+            and knot_size == 1.0):
         return truth
     truth = truth.copy()
     host = (truth.kind == "host").to_numpy()
+    if knot_size != 1.0:
+        truth.loc[host, "knot_size"] *= knot_size
+    if quench > 0:
+        # massive hosts are often quenched: turn this fraction of the star-forming ones
+        # into early types (bulge-dominated, no knots)
+        for k in np.flatnonzero(host & (truth.bulge_frac < EARLY_TYPE_BULGE_FRAC).to_numpy()):
+            r = np.random.default_rng([int(truth.seed.iloc[k]), 36])
+            if r.uniform() < quench:
+                truth.iloc[k, truth.columns.get_loc("bulge_frac")] = r.uniform(
+                    EARLY_TYPE_BULGE_FRAC, 0.8)
+                truth.iloc[k, truth.columns.get_loc("knot_frac")] = 0.0
     if red:
         truth.loc[host, "mag_g"] += float(red[0])
         truth.loc[host, "mag_z"] -= float(red[1])
@@ -197,10 +241,26 @@ def realistic_truth(truth: pd.DataFrame, realism) -> pd.DataFrame:
     if spread:
         # star-forming discs: a blue cloud, not one colour (correlated in g-r and r-z)
         late = host & (truth.bulge_frac < EARLY_TYPE_BULGE_FRAC).to_numpy()
+        rho = float(spread[2]) if len(spread) > 2 else 1.0
         for k in np.flatnonzero(late):
             dc = np.random.default_rng([int(truth.seed.iloc[k]), 33]).normal()
+            dz = dc
+            if rho < 1.0:
+                dz = rho * dc + np.sqrt(1.0 - rho**2) * np.random.default_rng(
+                    [int(truth.seed.iloc[k]), 34]).normal()
             truth.iloc[k, truth.columns.get_loc("mag_g")] += float(spread[0]) * dc
-            truth.iloc[k, truth.columns.get_loc("mag_z")] -= float(spread[1]) * dc
+            truth.iloc[k, truth.columns.get_loc("mag_z")] -= float(spread[1]) * dz
+    if locus:
+        # blue background galaxies on the star-forming colour locus, redshifted
+        shift, slope, icpt, scat = (float(v) for v in locus)
+        gr = (truth.mag_g - truth.mag_r).to_numpy()
+        blue = (truth.kind == "background").to_numpy() & (gr < BACKGROUND_RED_GR)
+        dev = np.array([np.random.default_rng([int(s), 35]).normal()
+                        for s in truth.seed.to_numpy()[blue]])
+        gr = gr[blue] + shift
+        mr = truth.mag_r.to_numpy()[blue]
+        truth.loc[blue, "mag_g"] = mr + gr
+        truth.loc[blue, "mag_z"] = mr - (slope * gr + icpt + scat * dev)
     if fm > 0:
         for k in np.flatnonzero((truth.kind == "star").to_numpy()):
             r = np.random.default_rng([int(truth.seed.iloc[k]), 31])
