@@ -52,8 +52,8 @@ def synthetic_hosts(n_hosts: int, ra_range, dec_range, z_range, log_mass_range, 
                     h: float = 0.7, z_weighting: str = "volume") -> pd.DataFrame:
     """Draw an NSA-like host table.
 
-    Hosts are Milky-Way-like discs at redshifts uniform in volume (dN/dz ~ z^2) within
-    ``z_range``; stellar mass log-uniform in ``log_mass_range``; r-band
+    Hosts are Milky-Way-like discs at redshifts uniform in volume (dN/dz ~ z^2; or
+    uniform in z, ``z_weighting``) within ``z_range``; stellar mass log-uniform in ``log_mass_range``; r-band
     luminosity from a constant mass-to-light ratio (M_r = -21.0 at log M = 10.5, 2.5 mag
     per dex); half-light radius from the late-type size-mass relation of Shen et al.
     (2003) (R50 ~ 4.5 kpc at log M = 10.5, slope 0.22, 0.15 dex scatter). 30% are early

@@ -30,6 +30,10 @@ from .wcs import field_wcs  # noqa: F401 - the field WCS, re-exported
 BADPIX, SATUR = 1, 2
 GSPARAMS = galsim.GSParams(maximum_fft_size=16384, folding_threshold=1e-2)
 
+#: g-r (mag) below which a background galaxy is on the blue cloud
+#: (``background_colour_locus``; sky.scene draws red ones at g-r ~ 1.0 +- 0.12)
+BACKGROUND_RED_GR = 0.8
+
 #: rendering presets (``sky.realism``). ``None``/"none" is the original science sky (its
 #: outputs are unchanged); "viewer" is the realistic training sky of issue 11:
 #:
@@ -132,10 +136,6 @@ GSPARAMS = galsim.GSParams(maximum_fft_size=16384, folding_threshold=1e-2)
 #:   (``catclean.shreds.data.CANDIDATE_CUTS``: r, surface brightness, colour, not a point
 #:   source, measured size; paper 001 Sec. 3.1), the selection the real eye-labelled
 #:   cutouts went through: no stars, no red background galaxies, host centres kept.
-#: g-r (mag) below which a background galaxy is on the blue cloud
-#: (``background_colour_locus``; sky.scene draws red ones at g-r ~ 1.0 +- 0.12)
-BACKGROUND_RED_GR = 0.8
-
 REALISM_PRESETS = {
     "none": {},
     "viewer": {"morphology": True, "knot_scale": 0.5, "psf_wing": 0.06,
