@@ -187,6 +187,13 @@ def realism_options(realism) -> dict:
     return opts
 
 
+def _object_normals(seeds, stream: int) -> np.ndarray:
+    """One standard normal deviate per object, from the object's own seed and ``stream``
+    (the same value in every field that holds the object)."""
+    return np.array([np.random.default_rng([int(s), stream]).normal() for s in seeds],
+                    dtype=float)
+
+
 def realistic_truth(truth: pd.DataFrame, realism) -> pd.DataFrame:
     """The truth table with the realism preset's population changes (a copy; unchanged
     when ``realism`` has none of the options below).
@@ -238,25 +245,24 @@ def realistic_truth(truth: pd.DataFrame, realism) -> pd.DataFrame:
             mr = truth.mag_r.iloc[k]
             truth.iloc[k, truth.columns.get_loc("mag_g")] = mr + float(early[0]) + r.normal(0, 0.03)
             truth.iloc[k, truth.columns.get_loc("mag_z")] = mr - float(early[1]) - r.normal(0, 0.03)
+    seeds = truth.seed.to_numpy()
     if spread:
-        # star-forming discs: a blue cloud, not one colour (correlated in g-r and r-z)
+        # star-forming discs: a blue cloud, not one colour (g-r and r-z deviates with
+        # correlation rho)
         late = host & (truth.bulge_frac < EARLY_TYPE_BULGE_FRAC).to_numpy()
         rho = float(spread[2]) if len(spread) > 2 else 1.0
-        for k in np.flatnonzero(late):
-            dc = np.random.default_rng([int(truth.seed.iloc[k]), 33]).normal()
-            dz = dc
-            if rho < 1.0:
-                dz = rho * dc + np.sqrt(1.0 - rho**2) * np.random.default_rng(
-                    [int(truth.seed.iloc[k]), 34]).normal()
-            truth.iloc[k, truth.columns.get_loc("mag_g")] += float(spread[0]) * dc
-            truth.iloc[k, truth.columns.get_loc("mag_z")] -= float(spread[1]) * dz
+        dc = _object_normals(seeds[late], 33)
+        dz = dc
+        if rho < 1.0:
+            dz = rho * dc + np.sqrt(1.0 - rho**2) * _object_normals(seeds[late], 34)
+        truth.loc[late, "mag_g"] += float(spread[0]) * dc
+        truth.loc[late, "mag_z"] -= float(spread[1]) * dz
     if locus:
         # blue background galaxies on the star-forming colour locus, redshifted
         shift, slope, icpt, scat = (float(v) for v in locus)
         gr = (truth.mag_g - truth.mag_r).to_numpy()
         blue = (truth.kind == "background").to_numpy() & (gr < BACKGROUND_RED_GR)
-        dev = np.array([np.random.default_rng([int(s), 35]).normal()
-                        for s in truth.seed.to_numpy()[blue]])
+        dev = _object_normals(seeds[blue], 35)
         gr = gr[blue] + shift
         mr = truth.mag_r.to_numpy()[blue]
         truth.loc[blue, "mag_g"] = mr + gr
