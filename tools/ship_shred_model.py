@@ -23,8 +23,14 @@ import numpy as np
 
 def _cv_summary(cv: dict) -> dict:
     strip = ("roc_fpr", "roc_tpr")
-    return {"n_total": cv["n_total"], "n_test": cv["n_test"], "n_cv": cv["n_cv"],
+    # a warm start (train --init) names its model; fine-tuning with rehearsal also scores
+    # the kept model on the synthetic held-out test
+    extra = {k: ({m: v for m, v in cv[k].items() if m not in strip}
+                 if k == "synthetic_test" else cv[k])
+             for k in ("init_model", "rehearsal", "synthetic_test") if k in cv}
+    return {**extra, "n_total": cv["n_total"], "n_test": cv["n_test"], "n_cv": cv["n_cv"],
             "config": cv["config"], "mean": cv["mean"], "kept_fold": cv["kept_fold"],
+            "kept_model": cv.get("kept_model", f"fold {cv['kept_fold']}"),
             "kept": {k: v for k, v in cv["kept"].items() if k not in strip},
             "folds": [{"fold": f["fold"], "epochs": f["epochs"], "best_epoch": f["best_epoch"],
                        "best_val_loss": round(f["best_val_loss"], 4),

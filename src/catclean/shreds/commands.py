@@ -100,7 +100,7 @@ def train(args) -> int:
                              config["shreds"]["training"]["galaxy_fraction"])
     train_model(data, preset_settings(config, "shreds"), config["seed"],
                 args.threads or config["shreds"]["threads"], out / "shred_cnn.keras",
-                out / "cv.json")
+                out / "cv.json", init_model=args.init)
     return 0
 
 
@@ -150,6 +150,14 @@ def finetune(args) -> int:
     kw = {"model_path": out / "shred_cnn.keras"}
     if args.fold_models:
         kw["fold_models_dir"] = out / "folds"
+    if args.rehearsal:
+        if not args.model:
+            raise ConfigError("--rehearsal needs --model (the model pre-trained on that set)")
+        from .stage import load_training_set
+
+        kw["rehearsal_set"] = load_training_set(
+            args.rehearsal, config["seed"], config["shreds"]["training"]["galaxy_fraction"])
+        kw["rehearsal_ratio"] = args.rehearsal_ratio
     if args.model:
         res = fine_tune(args.model, x, y, cfg, arch, **kw)
     else:  # the same protocol from random weights: the "real labels only" model
@@ -158,6 +166,8 @@ def finetune(args) -> int:
     save_json(res, out / "cv.json")
     print("CV test AUC", res["mean"]["auc"], "+-", res["mean"]["auc_std"], "kept fold",
           res["kept_fold"])
+    if "synthetic_test" in res:
+        print("kept model, synthetic held-out test AUC", res["synthetic_test"]["auc"])
     return 0
 
 
@@ -212,6 +222,8 @@ def register(subparsers) -> None:
     tr.add_argument("--images", help="directory of <source_id>.png/.jpg cutouts (with --csv)")
     tr.add_argument("--preset", help="shreds.preset (small | paper | your own)")
     tr.add_argument("--workers", type=int, help="rendering processes when building the set")
+    tr.add_argument("--init", help="start every fold from this .keras model's weights (same "
+                    "architecture; e.g. the model of an earlier training sky)")
     tr.add_argument("--out", required=True, help="directory for shred_cnn.keras and cv.json")
     pr = command(sub, "prepare", prepare, help="int8 form + inference card (accuracy "
                  "guards of bf16 / int8 against float32) of a .keras model")
@@ -233,6 +245,12 @@ def register(subparsers) -> None:
     ft.add_argument("--learning-rate", type=float, help="RMSprop learning rate (default: "
                     "the preset's)")
     ft.add_argument("--fold-models", action="store_true", help="save every fold's model")
+    ft.add_argument("--rehearsal", help="the pre-training set (.npz or a glob of make-set "
+                    "parts, with the pre-training's seed): its cross-validation cutouts are "
+                    "mixed into every fold's training part, its held-out test cutouts score "
+                    "the kept model")
+    ft.add_argument("--rehearsal-ratio", type=float, default=1.0,
+                    help="synthetic rehearsal cutouts per real training cutout (default 1)")
     ft.add_argument("--out", required=True, help="directory for shred_cnn.keras and cv.json")
     ev = command(sub, "evaluate-real", evaluate_real, help="models and one-number "
                  "heuristics on the real validation labels, reliability diagram")

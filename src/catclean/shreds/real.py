@@ -188,7 +188,8 @@ def dihedral_mean(predict, images: np.ndarray) -> np.ndarray:
 
 
 def fine_tune(pretrained, images: np.ndarray, labels: np.ndarray, cfg, arch,
-              model_path=None, fold_models_dir=None) -> dict:
+              model_path=None, fold_models_dir=None, rehearsal_set: dict | None = None,
+              rehearsal_ratio: float = 1.0) -> dict:
     """Fine-tune a pre-trained shred CNN on real labelled cutouts (paper protocol).
 
     Parameters
@@ -206,23 +207,53 @@ def fine_tune(pretrained, images: np.ndarray, labels: np.ndarray, cfg, arch,
         Where the kept fold (lowest validation loss) is saved.
     fold_models_dir : path-like, optional
         Where every fold's model is saved (``fold<k>.keras``).
+    rehearsal_set : dict, optional
+        The pre-training set (``images, labels, groups`` as
+        :func:`~catclean.shreds.stage.load_training_set` loads it, with the same seed and
+        protocol as the pre-training). Its cross-validation part is rehearsed during
+        fine-tuning (``rehearsal_ratio`` synthetic cutouts per real training cutout, see
+        :func:`~catclean.shreds.train.cross_validate`); its held-out test part, never
+        trained on in either step, scores the kept model: ``synthetic_test`` in the result.
+    rehearsal_ratio : float
+        Rehearsal cutouts per real training cutout.
 
     Returns
     -------
     dict
-        As :func:`~catclean.shreds.train.cross_validate`, with ``pretrained``.
+        As :func:`~catclean.shreds.train.cross_validate`, with ``pretrained`` and, with a
+        rehearsal set, ``rehearsal`` (sizes, ratio) and ``synthetic_test`` (metrics of the
+        kept model on the pre-training set's held-out test cutouts).
     """
     import keras
 
     from ..inference import load_keras
-    from .train import cross_validate
+    from .train import binary_metrics, cross_validate, predict_proba, protocol_split
 
     if not isinstance(pretrained, keras.Model):
         pretrained = load_keras(pretrained)
+    rehearsal, syn_test = None, None
+    if rehearsal_set is not None:
+        if model_path is None:
+            raise ValueError("fine-tuning with rehearsal needs model_path (the kept model "
+                             "is scored on the synthetic held-out test split)")
+        rest, syn_test, _ = protocol_split(len(rehearsal_set["labels"]),
+                                           rehearsal_set.get("groups"), cfg)
+        rehearsal = (rehearsal_set["images"][rest], rehearsal_set["labels"][rest])
     res = cross_validate(images, labels, arch, cfg, groups=None, model_path=model_path,
                          init_weights=pretrained.get_weights(),
-                         fold_models_dir=fold_models_dir)
+                         fold_models_dir=fold_models_dir, rehearsal=rehearsal,
+                         rehearsal_ratio=rehearsal_ratio)
     res["pretrained"] = pretrained.name
+    if rehearsal is not None:
+        kept = load_keras(model_path)
+        y_syn = np.asarray(rehearsal_set["labels"])[syn_test]
+        res["rehearsal"] = {"ratio": float(rehearsal_ratio), "n_pool": int(len(rehearsal[1])),
+                            "n_synthetic_test": int(len(syn_test))}
+        res["synthetic_test"] = binary_metrics(
+            y_syn, predict_proba(kept, rehearsal_set["images"][syn_test]))
+        log.info("kept model on the synthetic held-out test (%d cutouts): AUC %.4f, "
+                 "accuracy %.3f", len(syn_test), res["synthetic_test"]["auc"],
+                 res["synthetic_test"]["accuracy"])
     return res
 
 

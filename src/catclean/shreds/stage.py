@@ -131,10 +131,13 @@ def load_training_set(pattern, seed: int, galaxy_fraction: float) -> dict:
 
 
 def train(data: dict, settings: dict, seed: int, threads: int, model_path, cv_path,
-          folds_dir=None) -> dict:
+          folds_dir=None, init_model=None) -> dict:
     """Held-out test + k-fold CV training of the preset ``settings`` (paper 001 Sec. 2.2):
     the kept model to ``model_path`` (``.keras``), the CV record to ``cv_path`` and, with
-    ``folds_dir``, every fold's model (``fold<k>.keras``, whose spread is ``p_shred_std``)."""
+    ``folds_dir``, every fold's model (``fold<k>.keras``, whose spread is ``p_shred_std``).
+    ``init_model`` (a ``.keras`` file of the same architecture) starts every fold from its
+    weights instead of random ones: a model of an earlier training sky or survey release
+    continues on the new one."""
     import keras
 
     from .model import ShredArch
@@ -145,9 +148,16 @@ def train(data: dict, settings: dict, seed: int, threads: int, model_path, cv_pa
     log.info("preset %s: arch %s; train %s; %d cutouts", settings["preset"], arch, cfg,
              len(data["labels"]))
     t0 = time.time()
+    init = None
+    if init_model is not None:
+        from ..inference import load_keras
+
+        init = load_keras(init_model).get_weights()
     res = cross_validate(data["images"], data["labels"], arch, cfg, groups=data["groups"],
-                         model_path=model_path, fold_models_dir=folds_dir)
+                         model_path=model_path, fold_models_dir=folds_dir, init_weights=init)
     res["preset"] = settings["preset"]
+    if init_model is not None:
+        res["init_model"] = str(init_model)
     res["wall_seconds"] = round(time.time() - t0, 1)
     res["n_params"] = int(keras.saving.load_model(model_path, compile=False,
                                                    safe_mode=True).count_params())

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 # Keras dtype policies accepted for training (TrainConfig.precision)
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+# how cross_validate picks the scoring model (TrainConfig.keep)
+KEEP = ("best_fold", "soup")
 
 
 @dataclass
@@ -52,6 +54,10 @@ class TrainConfig:
     threads: int  # the job's threads: recorded in cv.json (catclean.runtime sets them)
     seed: int
     max_seconds: float | None  # wall-clock cap per fold (best weights kept)
+    clipnorm: float | None  # RMSprop gradient-norm clip (None: the paper's, no clipping)
+    # the scoring model: "best_fold" (lowest validation loss, the paper) or "soup" (the
+    # mean of the folds' weights: folds fine-tuned from one pre-trained model share a basin)
+    keep: str
     # Keras dtype policy: 'float32', or 'mixed_bfloat16' (bf16 convolutions, float32
     # weights and softmax): ~3x faster on CPUs with AVX512-BF16/AMX and on GPUs
     precision: str
@@ -105,6 +111,20 @@ def kfold(idx: np.ndarray, groups: np.ndarray | None, k: int, rng: np.random.Gen
         train = np.sort(np.concatenate([parts[j] for j in range(k) if j != i]))
         out.append((train, val))
     return out
+
+
+def protocol_split(n: int, groups: np.ndarray | None, cfg: TrainConfig
+                   ) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+    """The protocol's splits of ``n`` cutouts: ``(rest, test, folds)``.
+
+    ``test`` is the held-out ``cfg.test_fraction`` (whole groups), ``folds`` the
+    ``cfg.folds`` (train, validation) pairs over ``rest``. Seeded by ``cfg.seed`` alone, so
+    a later step (fine-tuning with rehearsal) finds the same held-out test cutouts of a
+    pre-training set and never trains on them.
+    """
+    rng = np.random.default_rng([cfg.seed, 11])
+    rest, test = group_split(n, groups, cfg.test_fraction, rng)
+    return rest, test, kfold(rest, groups, cfg.folds, rng)
 
 
 def _dataset(images, onehot, batch, cfg: TrainConfig, augment: bool, seed: int):
@@ -187,7 +207,8 @@ def train_fold(arch: ShredArch, cfg: TrainConfig, x_train, y_train, x_val, y_val
         keras.mixed_precision.set_global_policy("float32")
     if init_weights is not None:
         model.set_weights(init_weights)
-    model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=cfg.learning_rate),
+    model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=cfg.learning_rate,
+                                                     clipnorm=cfg.clipnorm),
                   loss="categorical_crossentropy", metrics=["accuracy"])
     eye = np.eye(2, dtype=np.float32)
     tr = _dataset(x_train, eye[y_train], cfg.batch_size, cfg, True, fold_seed)
@@ -215,7 +236,9 @@ def train_fold(arch: ShredArch, cfg: TrainConfig, x_train, y_train, x_val, y_val
 
 def cross_validate(images: np.ndarray, labels: np.ndarray, arch: ShredArch,
                    cfg: TrainConfig, groups: np.ndarray | None = None,
-                   model_path=None, init_weights=None, fold_models_dir=None) -> dict:
+                   model_path=None, init_weights=None, fold_models_dir=None,
+                   rehearsal: tuple[np.ndarray, np.ndarray] | None = None,
+                   rehearsal_ratio: float = 1.0) -> dict:
     """Held-out test split + k-fold CV (paper 001 Sec. 2.2); see module docstring.
 
     Parameters
@@ -231,6 +254,14 @@ def cross_validate(images: np.ndarray, labels: np.ndarray, arch: ShredArch,
     fold_models_dir : path-like, optional
         Save every fold's model there too (``fold<k>.keras``): their spread is
         ``p_shred_std`` when the catalog is scored.
+    rehearsal : (uint8 images, int labels), optional
+        Cutouts of the pre-training set (never its held-out test part) mixed into every
+        fold's *training* part when fine-tuning: ``rehearsal_ratio`` of them per training
+        cutout, a fresh seeded draw per fold. Rehearsal keeps what the pre-training
+        taught (the synthetic sky) while the network adapts to the new labels;
+        validation, early stopping and the test split stay on ``images`` alone.
+    rehearsal_ratio : float
+        Rehearsal cutouts per training cutout of the fold.
 
     Returns
     -------
@@ -239,13 +270,14 @@ def cross_validate(images: np.ndarray, labels: np.ndarray, arch: ShredArch,
         ``test`` (indices, labels, p_shred of the kept model), ``config`` ...
     """
     labels = np.asarray(labels).astype(int)
-    rng = np.random.default_rng([cfg.seed, 11])
-    rest, test = group_split(len(labels), groups, cfg.test_fraction, rng)
-    folds = kfold(rest, groups, cfg.folds, rng)
+    rest, test, folds = protocol_split(len(labels), groups, cfg)
     n_run = cfg.run_folds or cfg.folds
     res = {"config": asdict(cfg), "arch": arch.to_dict(), "n_total": int(len(labels)),
            "n_test": int(len(test)), "n_cv": int(len(rest)), "folds": []}
+    if cfg.keep not in KEEP:
+        raise ValueError(f"shreds training keep {cfg.keep!r}: expected one of {', '.join(KEEP)}")
     best, best_loss, best_p = None, np.inf, None
+    weight_sum = None  # for keep: soup
     x_test = images[test]
     for k, (tr, va) in enumerate(folds[:n_run]):
         t0 = time.time()
@@ -255,8 +287,11 @@ def cross_validate(images: np.ndarray, labels: np.ndarray, arch: ShredArch,
                      epoch, logs.get("loss", np.nan), logs.get("val_loss", np.nan),
                      logs.get("val_accuracy", np.nan), time.time() - t0)
 
-        model, hist = train_fold(arch, cfg, images[tr],
-                                 labels[tr], images[va], labels[va],
+        x_tr, y_tr = images[tr], labels[tr]
+        if rehearsal is not None:
+            x_tr, y_tr = _with_rehearsal(x_tr, y_tr, rehearsal, rehearsal_ratio,
+                                         np.random.default_rng([cfg.seed, 12, k]))
+        model, hist = train_fold(arch, cfg, x_tr, y_tr, images[va], labels[va],
                                  fold_seed=cfg.seed * 100 + k, log_every=_log,
                                  init_weights=init_weights)
         if fold_models_dir is not None:
@@ -266,6 +301,7 @@ def cross_validate(images: np.ndarray, labels: np.ndarray, arch: ShredArch,
         m = binary_metrics(labels[test], p)
         vloss = float(np.min(hist["val_loss"]))
         res["folds"].append({"fold": k, "n_train": int(len(tr)), "n_val": int(len(va)),
+                             "n_rehearsal": int(len(y_tr) - len(tr)),
                              "epochs": len(hist["loss"]), "best_val_loss": vloss,
                              "best_epoch": int(np.argmin(hist["val_loss"])) + 1,
                              "stopped_by_time_cap": hist.pop("stopped_by_time_cap"),
@@ -275,6 +311,9 @@ def cross_validate(images: np.ndarray, labels: np.ndarray, arch: ShredArch,
                  len(hist["loss"]), vloss, m["auc"], m["accuracy"])
         if vloss < best_loss:
             best, best_loss, best_p = model, vloss, p
+        if cfg.keep == "soup":
+            w = [np.asarray(v, dtype=np.float64) for v in model.get_weights()]
+            weight_sum = w if weight_sum is None else [a + b for a, b in zip(weight_sum, w)]
     aucs = [f["test"]["auc"] for f in res["folds"] if f["test"]["auc"] is not None]
     accs = [f["test"]["accuracy"] for f in res["folds"]]
     res["mean"] = {"auc": float(np.mean(aucs)) if aucs else None,
@@ -282,6 +321,15 @@ def cross_validate(images: np.ndarray, labels: np.ndarray, arch: ShredArch,
                    "accuracy": float(np.mean(accs)), "accuracy_std": float(np.std(accs))}
     kept = int(np.argmin([f["best_val_loss"] for f in res["folds"]]))
     res["kept_fold"] = kept
+    res["kept_model"] = f"fold {kept}"
+    if cfg.keep == "soup" and len(res["folds"]) > 1:
+        # model soup (Wortsman et al. 2022, uniform): one network whose weights are the
+        # folds' mean; chosen by no validation set
+        n = len(res["folds"])
+        model.set_weights([(a / n).astype(np.float32) for a in weight_sum])
+        best, best_p = model, predict_proba(model, x_test)
+        res["kept_model"] = f"soup of {n} folds"
+        log.info("soup of %d folds: test AUC %s", n, binary_metrics(labels[test], best_p)["auc"])
     res["kept"] = binary_metrics(labels[test], best_p)
     res["test"] = {"index": test.tolist(), "label": labels[test].tolist(),
                    "p_shred": np.round(best_p, 6).tolist()}
@@ -289,6 +337,15 @@ def cross_validate(images: np.ndarray, labels: np.ndarray, arch: ShredArch,
         Path(model_path).parent.mkdir(parents=True, exist_ok=True)
         best.save(model_path)
     return res
+
+
+def _with_rehearsal(x, y, rehearsal, ratio: float, rng: np.random.Generator):
+    """``(x, y)`` plus a draw of ``ratio * len(y)`` rehearsal cutouts (without
+    replacement while the pool lasts)."""
+    rx, ry = rehearsal
+    n = min(int(round(ratio * len(y))), len(ry))
+    pick = np.sort(rng.choice(len(ry), size=n, replace=False))
+    return np.concatenate([x, rx[pick]]), np.concatenate([y, np.asarray(ry)[pick]])
 
 
 def save_json(obj, path) -> None:

@@ -176,11 +176,12 @@ def _disc_maps(seed: int, bulge_frac: float, knot_frac: float, r_e: float, q: fl
 
 def host_profile(obj, band: str, flux: float, pixscale: float, knot_scale: float = 1.0,
                  gsparams=None, early_red: bool = False,
-                 knot_concentration: float = KNOT_CONCENTRATION):
+                 knot_concentration: float = KNOT_CONCENTRATION, knot_colour=None):
     """GalSim profile (before PSF) of a realistic host in ``band`` with total ``flux``.
 
     ``early_red``: the components of early types take :data:`EARLY_COLOURS` (the disc of
-    an S0 as red as its bulge); ``knot_concentration``: see :func:`_disc_maps`.
+    an S0 as red as its bulge); ``knot_concentration``: see :func:`_disc_maps`;
+    ``knot_colour``: (g-r, r-z) of the knots in mag instead of those of :data:`COLOURS`.
     """
     beta = (90.0 + obj.pa) * galsim.degrees
     bf = float(obj.bulge_frac)
@@ -189,7 +190,11 @@ def host_profile(obj, band: str, flux: float, pixscale: float, knot_scale: float
     if m["kind"] == "elliptical":
         kf = 0.0
     col = EARLY_COLOURS[band] if m["kind"] in ("elliptical", "s0") and early_red else COLOURS[band]
-    ref = COLOURS[band][0] * bf + COLOURS[band][1] * (1 - bf - kf) + COLOURS[band][2] * kf
+    knot = COLOURS[band][2]
+    if knot_colour is not None:  # band - r of the knots
+        knot = {"g": knot_colour[0], "r": 0.0, "z": -knot_colour[1]}[band]
+        col = (col[0], col[1], knot)
+    ref = COLOURS[band][0] * bf + COLOURS[band][1] * (1 - bf - kf) + knot * kf
     w = np.array([bf, 1 - bf - kf, kf]) * 10 ** (-0.4 * (np.array(col) - ref))
     w = w / w.sum()
     qb = max(float(obj.q), 0.5)

@@ -67,7 +67,10 @@ BACKGROUND_RED_GR = 0.8
 #:   real stamps' empty sky is 1 grey level redder (R 34, G 33, B 33);
 #: - ``knot_concentration``: star-forming knots are placed with probability (disc light)^k
 #:   beyond the bulge (1.5 without the option; the HII regions of real discs follow the
-#:   disc light more closely, so shreds also come from the fainter outer disc).
+#:   disc light more closely, so shreds also come from the fainter outer disc);
+#: - ``knot_colour``: (g-r, r-z) in mag of the hosts' star-forming knots, instead of
+#:   :data:`catclean.sky.morphology.COLOURS`' (0.25, -0.15); the host's integrated colour
+#:   is kept (its disc takes up the difference).
 #:
 #: and, for the field's population (:func:`realistic_truth`,
 #: :func:`catclean.sky.fields.host_field`):
@@ -315,7 +318,8 @@ def _profile(obj, band: str, flux: float, realism: dict | None = None,
                             gsparams=GSPARAMS,
                             early_red=bool(realism.get("early_type_colour")),
                             knot_concentration=float(realism.get("knot_concentration",
-                                                                 KNOT_CONCENTRATION)))
+                                                                 KNOT_CONCENTRATION)),
+                            knot_colour=realism.get("knot_colour"))
     if obj.kind == "host":
         bf, kf = obj.bulge_frac, obj.knot_frac
         # component colours (see hosts.py): bulge red, disc intermediate, knots blue
