@@ -137,6 +137,26 @@ def test_realistic_host_morphologies():
     assert seen == set(MORPHS)
 
 
+def test_knot_colour_moves_light_between_disc_and_knots_at_fixed_flux():
+    """knot_colour (g-r, r-z) recolours a host's knots and keeps the host's flux per band:
+    bluer knots take more of the g light, the disc the rest."""
+    from catclean.sky.morphology import host_morphology, host_profile
+
+    seed = next(s for s in range(100) if host_morphology(s, 0.2)["kind"] == "flocculent")
+    obj = pd.Series({"seed": seed, "bulge_frac": 0.2, "knot_frac": 0.2, "r_e": 6.0, "q": 0.8,
+                     "pa": 30.0, "knot_size": 0.3, "n_knots": 60, "bulge_re": 1.0})
+
+    def g_image(knot_colour):
+        prof = host_profile(obj, "g", 10.0, 0.262, knot_colour=knot_colour)
+        return prof.drawImage(nx=128, ny=128, scale=0.262, method="no_pixel").array
+
+    base, blue = g_image(None), g_image((-0.3, -0.15))
+    assert base.sum() == pytest.approx(blue.sum(), rel=0.02)  # the host's g flux is kept
+    knots = blue > np.percentile(blue, 99.5)  # the brightest pixels sit on knots
+    assert blue[knots].sum() > 1.1 * base[knots].sum()
+    assert blue[~knots].sum() < base[~knots].sum()
+
+
 def test_lanczos3_sample_keeps_flat_sky_and_white_noise():
     """The viewer's Lanczos-3 resampling (0.262" -> 0.469") returns a constant sky exactly
     and keeps pixel noise white and near the native sigma (box resampling lowers it ~2x)."""

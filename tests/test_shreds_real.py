@@ -200,6 +200,24 @@ def _colour_rule_set(n, background, shred_colour, seed):
     return images, labels
 
 
+def _tiny_settings(**overrides) -> dict:
+    """The small preset shrunk for the colour-rule tasks (a fit takes seconds)."""
+    from catclean.config import schema_preset
+
+    return {**schema_preset("shreds", "small"), "preset": "small", "input_size": 32,
+            "width": 0.25, "dense": [32, 16], "dropout": 0.0, "batch_size": 16,
+            "max_epochs": 30, "patience": 4, "run_folds": 1, "rotate90": False,
+            "flip": False, "learning_rate": 3e-3, **overrides}
+
+
+def _tiny(seed: int, **overrides):
+    from catclean.shreds.model import ShredArch
+    from catclean.shreds.train import TrainConfig
+
+    settings = _tiny_settings(**overrides)
+    return ShredArch.from_config(settings), TrainConfig.from_config(settings, seed, 2)
+
+
 def test_fine_tuning_with_rehearsal_keeps_the_pretraining_task(tmp_path):
     """Rehearsal mixes the pre-training set's cross-validation cutouts (never its held-out
     test) into every fine-tuning fold and scores the kept model on that held-out test.
@@ -209,15 +227,10 @@ def test_fine_tuning_with_rehearsal_keeps_the_pretraining_task(tmp_path):
     from sklearn.metrics import roc_auc_score
 
     from catclean.inference import load_keras
-    from catclean.shreds.model import ShredArch
     from catclean.shreds.real import fine_tune
-    from catclean.shreds.train import TrainConfig, cross_validate, predict_proba, protocol_split
+    from catclean.shreds.train import cross_validate, predict_proba, protocol_split
 
-    arch = ShredArch.from_preset("small", input_size=32, width=0.25, dense=(32, 16),
-                                 dropout=0.0)
-    cfg = TrainConfig.from_preset("small", seed=3, threads=2, batch_size=16, max_epochs=30,
-                                  patience=4, run_folds=1, rotate90=False, flip=False,
-                                  learning_rate=3e-3)
+    arch, cfg = _tiny(seed=3)
     x_a, y_a = _colour_rule_set(240, background=15, shred_colour=0, seed=1)
     groups = np.arange(len(y_a)) // 4  # four cutouts per "host"
     pre = cross_validate(x_a, y_a, arch, cfg, groups=groups, model_path=tmp_path / "pre.keras")
@@ -249,14 +262,9 @@ def test_soup_keeps_the_mean_of_the_fold_weights(tmp_path):
     """keep: soup scores with one network whose weights are the folds' mean (folds
     fine-tuned from one pre-trained model), and that network still learns the task."""
     from catclean.inference import load_keras
-    from catclean.shreds.model import ShredArch
     from catclean.shreds.train import TrainConfig, cross_validate
 
-    arch = ShredArch.from_preset("small", input_size=32, width=0.25, dense=(32, 16),
-                                 dropout=0.0)
-    cfg = TrainConfig.from_preset("small", seed=5, threads=2, batch_size=16, max_epochs=20,
-                                  patience=3, run_folds=2, rotate90=False, flip=False,
-                                  learning_rate=3e-3)
+    arch, cfg = _tiny(seed=5, run_folds=2)
     x, y = _colour_rule_set(160, background=15, shred_colour=0, seed=4)
     pre = cross_validate(x, y, arch, cfg, model_path=tmp_path / "pre.keras")
     start = load_keras(tmp_path / "pre.keras").get_weights()
@@ -279,15 +287,11 @@ def test_train_init_starts_every_fold_from_a_trained_model(tmp_path):
     """``catclean shreds train --init`` (stage.train ``init_model``): a model of an earlier
     sky continues on a new one, so its first epoch already validates far better than a
     random start's, and cv.json names the starting model."""
-    from catclean.config import schema_preset
     from catclean.shreds.stage import train
 
     x, y = _colour_rule_set(240, background=15, shred_colour=0, seed=1)
     data = {"images": x, "labels": y, "groups": np.arange(len(y)) // 4}
-    settings = {**schema_preset("shreds", "small"), "preset": "small", "input_size": 32,
-                "width": 0.25, "dense": [32, 16], "dropout": 0.0, "batch_size": 16,
-                "max_epochs": 30, "patience": 4, "run_folds": 1, "rotate90": False,
-                "flip": False, "learning_rate": 3e-3}
+    settings = _tiny_settings()
     pre = train(data, settings, 3, 2, tmp_path / "pre" / "m.keras", tmp_path / "pre" / "cv.json")
     assert pre["kept"]["auc"] > 0.95 and "init_model" not in pre
     one = {**settings, "max_epochs": 1}

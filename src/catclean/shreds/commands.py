@@ -164,8 +164,8 @@ def finetune(args) -> int:
         res = cross_validate(x, y, arch, cfg, **kw)
     res["preset"] = settings["preset"]
     save_json(res, out / "cv.json")
-    print("CV test AUC", res["mean"]["auc"], "+-", res["mean"]["auc_std"], "kept fold",
-          res["kept_fold"])
+    print("CV test AUC", res["mean"]["auc"], "+-", res["mean"]["auc_std"], "kept",
+          res["kept_model"], "(test AUC", res["kept"]["auc"], ")")
     if "synthetic_test" in res:
         print("kept model, synthetic held-out test AUC", res["synthetic_test"]["auc"])
     return 0

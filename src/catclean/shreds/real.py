@@ -204,7 +204,7 @@ def fine_tune(pretrained, images: np.ndarray, labels: np.ndarray, cfg, arch,
     arch : :class:`~catclean.shreds.model.ShredArch`
         The pre-trained model's architecture.
     model_path : path-like, optional
-        Where the kept fold (lowest validation loss) is saved.
+        Where the kept model (the best fold or the folds' soup, ``cfg.keep``) is saved.
     fold_models_dir : path-like, optional
         Where every fold's model is saved (``fold<k>.keras``).
     rehearsal_set : dict, optional

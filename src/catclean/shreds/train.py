@@ -7,7 +7,8 @@ cross-entropy on the 2-class softmax, random rotations / flips of the training i
 (augmentation), at most 100 epochs with early stopping when the validation loss has not
 decreased for 5 epochs (best weights restored). Every fold model is evaluated on the
 held-out test set (ROC per fold + mean, accuracy at p >= 0.5, confusion matrix); the
-fold with the lowest validation loss is kept as *the* model for scoring.
+fold with the lowest validation loss is kept as *the* model for scoring (or, with
+``keep: soup``, one network with the mean of the folds' weights).
 
 Splits can be grouped (e.g. by host) so cutouts of one field never sit on both sides.
 """
@@ -267,15 +268,17 @@ def cross_validate(images: np.ndarray, labels: np.ndarray, arch: ShredArch,
     -------
     dict
         ``folds`` (history, val loss, test metrics per fold), ``mean`` test metrics,
-        ``test`` (indices, labels, p_shred of the kept model), ``config`` ...
+        ``kept_fold`` (lowest validation loss), ``kept_model`` ("fold k" or "soup of n
+        folds"), ``kept`` and ``test`` (indices, labels, p_shred of the kept model),
+        ``config`` ...
     """
+    if cfg.keep not in KEEP:
+        raise ValueError(f"shreds training keep {cfg.keep!r}: expected one of {', '.join(KEEP)}")
     labels = np.asarray(labels).astype(int)
     rest, test, folds = protocol_split(len(labels), groups, cfg)
     n_run = cfg.run_folds or cfg.folds
     res = {"config": asdict(cfg), "arch": arch.to_dict(), "n_total": int(len(labels)),
            "n_test": int(len(test)), "n_cv": int(len(rest)), "folds": []}
-    if cfg.keep not in KEEP:
-        raise ValueError(f"shreds training keep {cfg.keep!r}: expected one of {', '.join(KEEP)}")
     best, best_loss, best_p = None, np.inf, None
     weight_sum = None  # for keep: soup
     x_test = images[test]
