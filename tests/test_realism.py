@@ -173,7 +173,8 @@ def test_lanczos3_sample_keeps_flat_sky_and_white_noise():
 
 def test_realistic_truth_recolours_only_under_realism():
     """host_reddening reddens hosts at fixed r; mdwarf_frac turns ~that fraction of stars
-    into red M dwarfs (r-z 1-2.4), the same stars in every call; None changes nothing."""
+    into red M dwarfs (r-z 1-2.4), the same stars in every call; host_dimming fades the
+    hosts alone; None changes nothing."""
     from catclean.sky.render import realistic_truth
 
     n = 400
@@ -188,6 +189,9 @@ def test_realistic_truth_recolours_only_under_realism():
     red = rz > 0.95
     assert 0.33 < red.mean() < 0.47 and rz[red].max() <= 2.4
     assert (truth.mag_g == 17.0).all()  # the input is not modified
+    dimmed = realistic_truth(truth, {"preset": "none", "host_dimming": 0.5})
+    assert dimmed.mag_r[0] == 17.0 and dimmed.mag_g[0] == 17.5 and dimmed.mag_z[0] == 16.7
+    assert (dimmed.mag_r[1:] == 16.5).all()  # stars untouched
 
 
 def test_grouped_two_sample_test_ignores_field_fingerprints():

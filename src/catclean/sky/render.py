@@ -89,6 +89,8 @@ BACKGROUND_RED_GR = 0.8
 #: - ``host_quenched_frac``: fraction of the star-forming hosts turned into early types
 #:   (bulge-to-total 0.5-0.8, no knots): massive NSA hosts are often quenched, and the
 #:   real galaxy class is rich in red host centres with extended envelopes;
+#: - ``host_dimming``: mag added to the hosts in every band at fixed size (a higher
+#:   mass-to-light ratio: fainter, lower-surface-brightness hosts);
 #: - ``host_knot_size_scale``: multiplies the hosts' knot size (Gaussian sigma 0.3 kpc):
 #:   real HII regions are 1-3 viewer pixels at the hosts' distances, not the 10-15 px
 #:   beads that 0.3-0.6 kpc blobs make at z ~ 0.01;
@@ -203,16 +205,16 @@ def realistic_truth(truth: pd.DataFrame, realism) -> pd.DataFrame:
 
     A fraction ``host_quenched_frac`` of the star-forming hosts become early types
     (``bulge_frac`` uniform in :data:`catclean.sky.morphology.EARLY_TYPE_BULGE_FRAC`-0.8,
-    no knots); the hosts' knots scale in size by ``host_knot_size_scale``. Hosts get
-    redder by ``host_reddening`` = (Delta(g-r), Delta(r-z)) mag at fixed r; early types
+    no knots); the hosts' knots scale in size by ``host_knot_size_scale``; hosts fade by
+    ``host_dimming`` mag in every band. Hosts get redder by ``host_reddening`` = (Delta(g-r), Delta(r-z)) mag at fixed r; early types
     get the red-sequence colours ``early_type_colour`` = (g-r, r-z) (+- 0.03 mag);
     star-forming hosts scatter by ``host_colour_scatter`` = (sigma(g-r), sigma(r-z)[,
     rho]) mag, two normal deviates per host with correlation rho (default 1: bluer in
     g-r is bluer in r-z). Blue background galaxies move onto ``background_colour_locus``
     (see :data:`REALISM_PRESETS`). A fraction ``mdwarf_frac`` of stars become M dwarfs:
     g-r = 1.45 +- 0.05, r-z uniform in 1.0-2.4 mag. Every draw comes from the object's
-    own seed, so overlapping fields agree; r (hence the candidate selection) never
-    changes.
+    own seed, so overlapping fields agree; r (hence the candidate selection) changes only
+    with ``host_dimming``.
     """
     ropt = realism_options(realism)
     red = ropt.get("host_reddening")
@@ -222,11 +224,14 @@ def realistic_truth(truth: pd.DataFrame, realism) -> pd.DataFrame:
     locus = ropt.get("background_colour_locus")
     quench = float(ropt.get("host_quenched_frac", 0.0) or 0.0)
     knot_size = float(ropt.get("host_knot_size_scale", 1.0) or 1.0)
+    dim = float(ropt.get("host_dimming", 0.0) or 0.0)
     if (not red and not early and not spread and fm <= 0 and not locus and quench <= 0
-            and knot_size == 1.0):
+            and knot_size == 1.0 and dim == 0.0):
         return truth
     truth = truth.copy()
     host = (truth.kind == "host").to_numpy()
+    if dim:
+        truth.loc[host, ["mag_g", "mag_r", "mag_z"]] += dim
     if knot_size != 1.0:
         truth.loc[host, "knot_size"] *= knot_size
     if quench > 0:
