@@ -246,14 +246,14 @@ def _empty_dir(tmp_path):
 def test_clipnorm_bounds_every_update():
     """clipnorm (preset key, null in the paper) clips the gradient norm RMSprop sees: with
     a tiny clip the first epoch barely moves the weights; without it they move freely."""
+    import keras
+
     from catclean.shreds.model import build_shred_cnn
     from catclean.shreds.train import TrainConfig, train_fold
 
     rng = np.random.default_rng(1)
     x = rng.integers(0, 255, (16, 128, 128, 3)).astype(np.uint8)
     y = np.arange(16) % 2
-    import keras
-
     keras.utils.set_random_seed(3)
     start = build_shred_cnn(SMALL).get_weights()  # train_fold builds the same with seed 3
     moved = {}

@@ -63,6 +63,13 @@ class TrainConfig:
     # weights and softmax): ~3x faster on CPUs with AVX512-BF16/AMX and on GPUs
     precision: str
 
+    def __post_init__(self):
+        # the two choices the schema's enums check in a run, checked here for every caller
+        for name, allowed in (("precision", PRECISIONS), ("keep", KEEP)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"shreds training {name} {getattr(self, name)!r}: expected "
+                                 f"one of {', '.join(allowed)}")
+
     @classmethod
     def from_config(cls, cfg: dict, seed: int, threads: int) -> TrainConfig:
         """From a complete preset of ``shreds.presets`` (every key filled by the schema)."""
@@ -198,9 +205,6 @@ def train_fold(arch: ShredArch, cfg: TrainConfig, x_train, y_train, x_val, y_val
     import keras
 
     keras.utils.set_random_seed(fold_seed)
-    if cfg.precision not in PRECISIONS:
-        raise ValueError(f"shreds training precision {cfg.precision!r}: expected one of "
-                         f"{', '.join(PRECISIONS)}")
     keras.mixed_precision.set_global_policy(cfg.precision)
     try:
         model = build_shred_cnn(arch)
@@ -272,8 +276,6 @@ def cross_validate(images: np.ndarray, labels: np.ndarray, arch: ShredArch,
         folds"), ``kept`` and ``test`` (indices, labels, p_shred of the kept model),
         ``config`` ...
     """
-    if cfg.keep not in KEEP:
-        raise ValueError(f"shreds training keep {cfg.keep!r}: expected one of {', '.join(KEEP)}")
     labels = np.asarray(labels).astype(int)
     rest, test, folds = protocol_split(len(labels), groups, cfg)
     n_run = cfg.run_folds or cfg.folds

@@ -206,7 +206,8 @@ def realistic_truth(truth: pd.DataFrame, realism) -> pd.DataFrame:
     A fraction ``host_quenched_frac`` of the star-forming hosts become early types
     (``bulge_frac`` uniform in :data:`catclean.sky.morphology.EARLY_TYPE_BULGE_FRAC`-0.8,
     no knots); the hosts' knots scale in size by ``host_knot_size_scale``; hosts fade by
-    ``host_dimming`` mag in every band. Hosts get redder by ``host_reddening`` = (Delta(g-r), Delta(r-z)) mag at fixed r; early types
+    ``host_dimming`` mag in every band. Hosts get redder by ``host_reddening`` =
+    (Delta(g-r), Delta(r-z)) mag at fixed r; early types
     get the red-sequence colours ``early_type_colour`` = (g-r, r-z) (+- 0.03 mag);
     star-forming hosts scatter by ``host_colour_scatter`` = (sigma(g-r), sigma(r-z)[,
     rho]) mag, two normal deviates per host with correlation rho (default 1: bluer in
