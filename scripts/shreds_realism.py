@@ -17,8 +17,10 @@ if p.against == "run":
     log.info("realism test against %d of the run's candidate cutouts", len(real))
 else:
     real = p.images
+# against a labelled directory, also the AUC within each class (synthetic galaxies vs the
+# real galaxies, shreds vs shreds)
 measure(snakemake.input.set, real, work, n=int(p.n), seed=int(p.seed),
-        methods=tuple(p.methods))
+        methods=tuple(p.methods), real_labels=snakemake.input.get("labels"))
 shutil.copyfile(work / "realism.json", out.json)
 shutil.copyfile(work / "statistics_hist.png", out.statistics)
 shutil.copyfile(work / "gallery.png", out.gallery)

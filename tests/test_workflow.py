@@ -136,6 +136,11 @@ def test_realism_rule_reports_two_sample_aucs(repo, tmp_path):
     assert trees["grouped"] and trees["n_b"] == len(list(REAL_CUTOUTS.glob("*.png")))
     assert 20 <= trees["n_a"] and 0.0 <= trees["auc"] <= 1.0 and len(trees["fold_aucs"]) == 5
     assert "cnn" not in res
+    # the eye labels of data/real_labels name every real cutout: both classes measured
+    by_class = res["trees_by_class"]
+    assert set(by_class) == {"galaxy", "shred"}, by_class
+    assert by_class["galaxy"]["n_a"] + by_class["shred"]["n_a"] == trees["n_a"]
+    assert by_class["galaxy"]["n_b"] + by_class["shred"]["n_b"] < trees["n_b"]  # unsure out
     for png in ("shreds_realism_statistics.png", "shreds_realism_gallery.png"):
         assert (tmp_path / "results/realism/report" / png).stat().st_size > 10_000
 

@@ -65,10 +65,11 @@ def catalog_config_digest(wildcards):
 
 
 def realism_run_inputs(wildcards):
-    """The run's own candidate cutouts (rgb stores) and cut partitions, for
-    `shreds.real_check.realism_against: run`."""
+    """What the synthetic cutouts are compared with: the run's own candidate cutouts (rgb
+    stores) and cut partitions for `shreds.real_check.realism_against: run`; else the eye
+    labels of the real cutout directory (per-class AUCs)."""
     if config["shreds"]["real_check"]["realism_against"] != "run":
-        return {}
+        return {"labels": repo_file(config["shreds"]["real_check"]["labels"])}
     return {
         key: [
             path

@@ -35,6 +35,17 @@ if workflow.is_main_process:
     for _path in drop_incomplete_outputs(RESULTS):
         logger.warning(f"catclean: removed {_path}, left incomplete by a killed job: it reruns")
 
+
+
+def repo_file(path):
+    """A file path of the config as given, or in the repository when it is relative and
+    absent from the working directory: the shipped `data/` files (e.g. the eye labels)
+    also serve a run made elsewhere with `--directory`."""
+    if path and not os.path.isabs(path) and not os.path.exists(path):
+        return os.path.join(workflow.basedir, path)
+    return path
+
+
 LOGS = f"{RESULTS}/logs"
 BENCHMARKS = f"{RESULTS}/benchmarks"
 SURVEYS = [name for name, spec in config["surveys"].items() if spec["enabled"]]

@@ -118,7 +118,7 @@ rule evaluate_shreds:
 rule evaluate_shreds_real:
     input:
         model=SHREDS_MODEL,
-        labels=SHREDS["real_check"]["labels"],
+        labels=repo_file(SHREDS["real_check"]["labels"]),
     output:
         json=f"{SHREDS_DIR}/real_validation.json",
         reliability=report(

@@ -196,7 +196,8 @@ def realism(args) -> int:
     # measure prints each discriminator's AUC as it finishes
     measure(args.data, _real_images(config["shreds"]["real_check"]), args.out, n=args.n,
             seed=config["seed"], folds=args.folds, methods=args.methods.split(","),
-            epochs=args.epochs, real_stats=args.real_stats)
+            epochs=args.epochs, real_stats=args.real_stats,
+            real_labels=config["shreds"]["real_check"]["labels"] if args.by_class else None)
     return 0
 
 
@@ -269,6 +270,9 @@ def register(subparsers) -> None:
     rl.add_argument("--folds", type=int, default=5, help="cross-validation folds")
     rl.add_argument("--methods", default="trees,cnn", help="discriminators: trees, cnn")
     rl.add_argument("--epochs", type=int, default=4, help="CNN discriminator epochs")
+    rl.add_argument("--by-class", action="store_true",
+                    help="also the trees AUC within each class, against the real cutouts' "
+                    "eye labels (shreds.real_check.labels)")
     rl.add_argument("--real-stats", default=None,
                     help="Parquet cache of the real cutouts' statistics")
     rl.add_argument("--out", required=True, help="folder for realism.json and the plots")

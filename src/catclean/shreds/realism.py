@@ -41,6 +41,30 @@ BORDER = 8
 ANNULI = ((0, 3), (3, 6), (6, 12), (12, 24), (24, 40), (40, 64))
 
 
+def image_files(path) -> list[Path]:
+    """The PNG/JPEG files of a directory, sorted by name (the order of
+    :func:`load_image_dir`)."""
+    return sorted(p for p in Path(path).iterdir()
+                  if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+
+
+def eye_labels_of(path, csv) -> np.ndarray:
+    """The eye label of each image of :func:`load_image_dir` (``path``, all files) from a
+    label CSV with ``file`` and ``label`` columns (``data/real_labels``); an image the CSV
+    does not name gets ``""``.
+
+    Raises
+    ------
+    ValueError
+        Naming the CSV when it lacks the ``file`` or ``label`` column.
+    """
+    table = pd.read_csv(csv, dtype=str)
+    if not {"file", "label"} <= set(table.columns):
+        raise ValueError(f"{csv}: needs columns file,label; has {list(table.columns)}")
+    label = dict(zip(table["file"], table["label"].str.strip().str.lower()))
+    return np.array([label.get(f.name, "") for f in image_files(path)], dtype=object)
+
+
 def load_image_dir(path, n: int | None = None, seed: int = 0, size: int = 128
                    ) -> np.ndarray:
     """Read the PNG/JPEG cutouts of a directory (sorted by name) as uint8 (N, size, size, 3).
@@ -49,8 +73,7 @@ def load_image_dir(path, n: int | None = None, seed: int = 0, size: int = 128
     """
     from .data import read_rgb_image
 
-    files = sorted(p for p in Path(path).iterdir()
-                   if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    files = image_files(path)
     if n is not None and n < len(files):
         idx = np.sort(np.random.default_rng(seed).choice(len(files), n, replace=False))
         files = [files[i] for i in idx]
@@ -287,6 +310,52 @@ def two_sample_auc(images_a, images_b, method: str = "trees", folds: int = 5, se
             "feature_importance": importance}
 
 
+def trees_by_class(stats_a: pd.DataFrame, labels_a, stats_b: pd.DataFrame, labels_b,
+                   groups_a=None, folds: int = 5, seed: int = 0) -> dict:
+    """The trees two-sample AUC within each class: synthetic galaxies (label 0) against
+    the real cutouts labelled not-shred by eye (:data:`catclean.shreds.real.NOT_SHRED`),
+    synthetic shreds (1) against the real shreds.
+
+    The overall AUC mixes two questions: whether each class looks real, and whether the
+    classes come in the real proportions. Within a class only the first is left, so the
+    class whose look gives the synthetic sky away shows.
+
+    Parameters
+    ----------
+    stats_a, stats_b : DataFrame
+        :func:`image_statistics` of the synthetic and the real cutouts.
+    labels_a : array-like of int
+        Truth label of each synthetic cutout (1 = shred).
+    labels_b : array-like of str
+        Eye label of each real cutout (:func:`eye_labels_of`); ``unsure`` and ``""`` are
+        left out.
+    groups_a : array-like, optional
+        Host field of each synthetic cutout (see :func:`two_sample_auc`).
+
+    Returns
+    -------
+    dict
+        ``{"galaxy": {...}, "shred": {...}}``, each with ``auc``, ``auc_std``, ``n_a``,
+        ``n_b``; a class with fewer than 2 cutouts (or host fields) on a side is absent.
+    """
+    from .real import NOT_SHRED
+
+    labels_a, labels_b = np.asarray(labels_a), np.asarray(labels_b, dtype=object)
+    out = {}
+    for name, a_mask, b_mask in (("galaxy", labels_a == 0, np.isin(labels_b, NOT_SHRED)),
+                                 ("shred", labels_a == 1, labels_b == "shred")):
+        ga = None if groups_a is None else np.asarray(groups_a)[a_mask]
+        n_ga = int(a_mask.sum()) if ga is None else len(np.unique(ga))
+        if min(n_ga, int(b_mask.sum())) < 2:
+            continue
+        res = two_sample_auc(None, None, method="trees", folds=folds, seed=seed,
+                             importance_repeats=0,
+                             stats_a=stats_a[a_mask].reset_index(drop=True),
+                             stats_b=stats_b[b_mask].reset_index(drop=True), groups_a=ga)
+        out[name] = {k: res[k] for k in ("auc", "auc_std", "n_a", "n_b")}
+    return out
+
+
 def plot_statistics(stats_a: pd.DataFrame, stats_b: pd.DataFrame, path, labels=("synthetic",
                     "real"), columns=None, ncols: int = 6):
     """Side-by-side (overlaid, density-normalised) histograms of the statistics; PNG."""
@@ -404,7 +473,8 @@ def load_run_cutouts(rgb_stores, cuts_tables, n: int | None = None, seed: int = 
 
 
 def measure(set_path, real, out, n: int = 400, seed: int = 0, folds: int = 5,
-            methods=("trees", "cnn"), epochs: int = 4, real_stats=None) -> dict:
+            methods=("trees", "cnn"), epochs: int = 4, real_stats=None,
+            real_labels=None) -> dict:
     """Two-sample AUCs of ``n`` random images of a training set against real cutouts.
 
     ``real`` is a directory of PNG/JPEG cutouts or a uint8 (N, H, W, 3) array (e.g. a
@@ -414,7 +484,9 @@ def measure(set_path, real, out, n: int = 400, seed: int = 0, folds: int = 5,
     Parquet cache of the real cutouts' statistics (read if present, else written). A set
     with ``groups`` (the host field of each cutout, as ``make-set`` and the workflow's
     training set write) is split by field (see :func:`two_sample_auc`); each real cutout
-    is its own field.
+    is its own field. ``real_labels`` (the eye label of each real cutout, or the label
+    CSV of a ``real`` directory, read by :func:`eye_labels_of`) adds ``trees_by_class``
+    (:func:`trees_by_class`) for a set with labels.
     The command line is ``catclean shreds realism``.
     """
     import json
@@ -430,8 +502,15 @@ def measure(set_path, real, out, n: int = 400, seed: int = 0, folds: int = 5,
     syn = syn[idx]
     groups = None if groups is None else groups[idx]
     if isinstance(real, np.ndarray):
+        if isinstance(real_labels, (str, Path)):
+            raise ValueError("a label CSV names the files of a directory of real cutouts, "
+                             "not an image array; pass one label per image")
         real_name = f"{len(real)} cutouts of the run"
     else:
+        if isinstance(real_labels, (str, Path)):
+            if not Path(real_labels).exists():
+                raise FileNotFoundError(f"real label CSV not found: {real_labels}")
+            real_labels = eye_labels_of(real, real_labels)
         real_name, real = str(real), load_image_dir(real)
     if len(real) < 2:
         raise ValueError(f"the realism test needs real cutouts; {real_name} has {len(real)}")
@@ -453,6 +532,15 @@ def measure(set_path, real, out, n: int = 400, seed: int = 0, folds: int = 5,
             res["top_features"] = fi.head(8).round(4).to_dict("records")
         summary[m] = res
         print(m, round(res["auc"], 4), "+-", round(res["auc_std"], 4), flush=True)
+    if real_labels is not None and lab is not None and "trees" in methods:
+        if len(real_labels) != len(sb):
+            raise ValueError(f"{len(real_labels)} real labels for {len(sb)} real cutouts "
+                             f"({real_name})")
+        summary["trees_by_class"] = trees_by_class(sa, lab[idx], sb, real_labels, groups,
+                                                   folds=folds, seed=seed)
+        for name, res in summary["trees_by_class"].items():
+            print(f"trees, {name} class only", round(res["auc"], 4), "+-", round(res["auc_std"], 4),
+                  flush=True)
     plot_statistics(sa, sb, out / "statistics_hist.png")
     titles = None if lab is None else np.where(lab[idx] == 1, "shred", "galaxy")
     plot_gallery(syn, real, out / "gallery.png", n=24, seed=seed, titles_a=titles)
