@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 from catclean.runtime import rule_setup
+from catclean.shreds.real import eye_classes_of
 from catclean.shreds.realism import load_run_cutouts, measure
 
 log = rule_setup(snakemake, tensorflow=True)
@@ -17,10 +18,11 @@ if p.against == "run":
     log.info("realism test against %d of the run's candidate cutouts", len(real))
 else:
     real = p.images
-# against a labelled directory, also the AUC within each class (synthetic galaxies vs the
-# real galaxies, shreds vs shreds)
+# against the labelled directory, also the AUC within each class (synthetic galaxies vs
+# the real galaxies, shreds vs shreds)
+classes = eye_classes_of(real, snakemake.input.labels) if p.against != "run" else None
 measure(snakemake.input.set, real, work, n=int(p.n), seed=int(p.seed),
-        methods=tuple(p.methods), real_labels=snakemake.input.get("labels"))
+        methods=tuple(p.methods), real_classes=classes)
 shutil.copyfile(work / "realism.json", out.json)
 shutil.copyfile(work / "statistics_hist.png", out.statistics)
 shutil.copyfile(work / "gallery.png", out.gallery)

@@ -354,25 +354,25 @@ def test_trees_by_class_finds_the_class_that_differs():
     sa = pd.concat([stats(150, 0.0), stats(100, 2.5)], ignore_index=True)
     la = np.r_[np.zeros(150, int), np.ones(100, int)]
     sb = pd.concat([stats(150, 0.0), stats(100, 0.0), stats(30, 5.0)], ignore_index=True)
-    lb = np.array(["galaxy"] * 120 + ["star"] * 30 + ["shred"] * 100 + ["unsure"] * 30,
-                  dtype=object)
+    lb = np.r_[np.zeros(150, int), np.ones(100, int), -np.ones(30, int)]  # -1: unsure
     res = trees_by_class(sa, la, sb, lb, groups_a=np.arange(250) // 5, folds=4, seed=0)
     assert res["galaxy"]["n_a"] == 150 and res["galaxy"]["n_b"] == 150
     assert res["shred"]["n_a"] == 100 and res["shred"]["n_b"] == 100
     assert res["galaxy"]["auc"] < 0.65, res
     assert res["shred"]["auc"] > 0.9, res
     # no real shreds: only the galaxy class is measured
-    assert set(trees_by_class(sa, la, sb, np.where(lb == "shred", "unsure", lb))) == {"galaxy"}
+    assert set(trees_by_class(sa, la, sb, np.where(lb == 1, -1, lb))) == {"galaxy"}
 
 
-def test_measure_reads_eye_labels_of_a_directory(tmp_path):
-    """measure() maps a label CSV onto the directory's files (unnamed files get no class)
-    and writes the per-class AUCs into realism.json."""
+def test_measure_by_class_with_the_eye_classes_of_a_directory(tmp_path):
+    """eye_classes_of maps a label CSV onto a directory's files (unsure and unnamed files
+    get -1) and measure() writes the per-class AUCs into realism.json."""
     import json
 
     from PIL import Image
 
-    from catclean.shreds.realism import eye_labels_of, measure
+    from catclean.shreds.real import eye_classes_of
+    from catclean.shreds.realism import measure
 
     rng = np.random.default_rng(2)
     real_dir = tmp_path / "real"
@@ -384,21 +384,23 @@ def test_measure_reads_eye_labels_of_a_directory(tmp_path):
         Image.fromarray(img).save(real_dir / f"{k:03d}_grz.png")
         if k < 22:
             rows.append({"objID": k, "file": f"{k:03d}_grz.png",
-                         "label": "shred" if k % 2 else "galaxy"})
+                         "label": "unsure" if k == 21 else "shred" if k % 2 else "galaxy"})
     csv = tmp_path / "labels.csv"
     pd.DataFrame(rows).to_csv(csv, index=False)
-    labels = eye_labels_of(real_dir, csv)
-    assert list(labels[:4]) == ["galaxy", "shred", "galaxy", "shred"] and labels[-1] == ""
+    classes = eye_classes_of(real_dir, csv)
+    assert list(classes[:4]) == [0, 1, 0, 1] and list(classes[-3:]) == [-1, -1, -1]
     syn = rng.integers(20, 50, (30, 128, 128, 3)).astype(np.uint8)
     syn[:, 56:72, 56:72] = 160
     np.savez(tmp_path / "set.npz", images=syn, labels=np.arange(30) % 2,
              groups=np.arange(30) // 3)
     summary = measure(tmp_path / "set.npz", real_dir, tmp_path / "out", n=30, folds=3,
-                      methods=("trees",), real_labels=csv)
+                      methods=("trees",), real_classes=classes)
     by_class = json.loads((tmp_path / "out" / "realism.json").read_text())["trees_by_class"]
     assert by_class == summary["trees_by_class"]
-    assert by_class["galaxy"]["n_b"] == 11 and by_class["shred"]["n_b"] == 11
+    assert by_class["galaxy"]["n_b"] == 11 and by_class["shred"]["n_b"] == 10
     assert by_class["galaxy"]["n_a"] == 15
-    with pytest.raises(FileNotFoundError, match="nowhere.csv"):
+    with pytest.raises(ValueError, match="eye classes"):
         measure(tmp_path / "set.npz", real_dir, tmp_path / "out", n=30, folds=3,
-                methods=("trees",), real_labels=tmp_path / "nowhere.csv")
+                methods=("trees",), real_classes=classes[:5])
+    with pytest.raises(FileNotFoundError, match="nowhere.csv"):
+        eye_classes_of(real_dir, tmp_path / "nowhere.csv")

@@ -189,15 +189,17 @@ def evaluate_real(args) -> int:
 
 
 def realism(args) -> int:
+    from .real import eye_classes_of
     from .realism import measure
 
     config = config_from_args(args, extra=_overrides(args))
     _setup(args, config, tensorflow=True)
+    real = config["shreds"]["real_check"]
+    classes = eye_classes_of(_real_images(real), real["labels"]) if args.by_class else None
     # measure prints each discriminator's AUC as it finishes
-    measure(args.data, _real_images(config["shreds"]["real_check"]), args.out, n=args.n,
-            seed=config["seed"], folds=args.folds, methods=args.methods.split(","),
-            epochs=args.epochs, real_stats=args.real_stats,
-            real_labels=config["shreds"]["real_check"]["labels"] if args.by_class else None)
+    measure(args.data, _real_images(real), args.out, n=args.n, seed=config["seed"],
+            folds=args.folds, methods=args.methods.split(","), epochs=args.epochs,
+            real_stats=args.real_stats, real_classes=classes)
     return 0
 
 

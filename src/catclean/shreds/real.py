@@ -87,6 +87,32 @@ def load_real_labels(image_dir, csv=LABELS_CSV, size: int = 128) -> pd.DataFrame
     return labels
 
 
+def eye_classes_of(image_dir, csv=LABELS_CSV) -> np.ndarray:
+    """The eye class of every image of a cutout directory, in the order of
+    :func:`catclean.shreds.realism.load_image_dir`: 1 shred, 0 not a shred
+    (:data:`NOT_SHRED`), -1 ``unsure`` or not named by the CSV.
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming the missing CSV.
+    ValueError
+        Naming the CSV when it lacks the ``file`` or ``label`` column.
+    """
+    from .realism import image_files
+
+    csv = Path(csv)
+    if not csv.exists():
+        raise FileNotFoundError(f"real label CSV not found: {csv}")
+    table = pd.read_csv(csv, dtype=str)
+    if not {"file", "label"} <= set(table.columns):
+        raise ValueError(f"{csv}: needs columns file,label; has {list(table.columns)}")
+    label = dict(zip(table["file"], table["label"].str.strip().str.lower()))
+    names = [label.get(f.name, "") for f in image_files(image_dir)]
+    return np.array([1 if lab == "shred" else 0 if lab in NOT_SHRED else -1 for lab in names],
+                    dtype=np.int8)
+
+
 def stack(rows: pd.DataFrame) -> np.ndarray:
     """uint8 (N, H, W, 3) images of a :func:`load_real_labels` frame."""
     return np.stack(rows["image"].to_list()) if len(rows) else np.zeros((0, 128, 128, 3),

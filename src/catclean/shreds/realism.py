@@ -48,23 +48,6 @@ def image_files(path) -> list[Path]:
                   if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
 
 
-def eye_labels_of(path, csv) -> np.ndarray:
-    """The eye label of each image of :func:`load_image_dir` (``path``, all files) from a
-    label CSV with ``file`` and ``label`` columns (``data/real_labels``); an image the CSV
-    does not name gets ``""``.
-
-    Raises
-    ------
-    ValueError
-        Naming the CSV when it lacks the ``file`` or ``label`` column.
-    """
-    table = pd.read_csv(csv, dtype=str)
-    if not {"file", "label"} <= set(table.columns):
-        raise ValueError(f"{csv}: needs columns file,label; has {list(table.columns)}")
-    label = dict(zip(table["file"], table["label"].str.strip().str.lower()))
-    return np.array([label.get(f.name, "") for f in image_files(path)], dtype=object)
-
-
 def load_image_dir(path, n: int | None = None, seed: int = 0, size: int = 128
                    ) -> np.ndarray:
     """Read the PNG/JPEG cutouts of a directory (sorted by name) as uint8 (N, size, size, 3).
@@ -310,11 +293,11 @@ def two_sample_auc(images_a, images_b, method: str = "trees", folds: int = 5, se
             "feature_importance": importance}
 
 
-def trees_by_class(stats_a: pd.DataFrame, labels_a, stats_b: pd.DataFrame, labels_b,
+def trees_by_class(stats_a: pd.DataFrame, labels_a, stats_b: pd.DataFrame, classes_b,
                    groups_a=None, folds: int = 5, seed: int = 0) -> dict:
     """The trees two-sample AUC within each class: synthetic galaxies (label 0) against
-    the real cutouts labelled not-shred by eye (:data:`catclean.shreds.real.NOT_SHRED`),
-    synthetic shreds (1) against the real shreds.
+    the real cutouts that are not shreds by eye, synthetic shreds (1) against the real
+    shreds.
 
     The overall AUC mixes two questions: whether each class looks real, and whether the
     classes come in the real proportions. Within a class only the first is left, so the
@@ -326,9 +309,9 @@ def trees_by_class(stats_a: pd.DataFrame, labels_a, stats_b: pd.DataFrame, label
         :func:`image_statistics` of the synthetic and the real cutouts.
     labels_a : array-like of int
         Truth label of each synthetic cutout (1 = shred).
-    labels_b : array-like of str
-        Eye label of each real cutout (:func:`eye_labels_of`); ``unsure`` and ``""`` are
-        left out.
+    classes_b : array-like of int
+        Eye class of each real cutout: 1 shred, 0 not a shred, -1 unsure or unlabelled
+        (left out); :func:`catclean.shreds.real.eye_classes_of` reads them.
     groups_a : array-like, optional
         Host field of each synthetic cutout (see :func:`two_sample_auc`).
 
@@ -338,12 +321,10 @@ def trees_by_class(stats_a: pd.DataFrame, labels_a, stats_b: pd.DataFrame, label
         ``{"galaxy": {...}, "shred": {...}}``, each with ``auc``, ``auc_std``, ``n_a``,
         ``n_b``; a class with fewer than 2 cutouts (or host fields) on a side is absent.
     """
-    from .real import NOT_SHRED
-
-    labels_a, labels_b = np.asarray(labels_a), np.asarray(labels_b, dtype=object)
+    labels_a, classes_b = np.asarray(labels_a), np.asarray(classes_b)
     out = {}
-    for name, a_mask, b_mask in (("galaxy", labels_a == 0, np.isin(labels_b, NOT_SHRED)),
-                                 ("shred", labels_a == 1, labels_b == "shred")):
+    for name, value in (("galaxy", 0), ("shred", 1)):
+        a_mask, b_mask = labels_a == value, classes_b == value
         ga = None if groups_a is None else np.asarray(groups_a)[a_mask]
         n_ga = int(a_mask.sum()) if ga is None else len(np.unique(ga))
         if min(n_ga, int(b_mask.sum())) < 2:
@@ -474,7 +455,7 @@ def load_run_cutouts(rgb_stores, cuts_tables, n: int | None = None, seed: int = 
 
 def measure(set_path, real, out, n: int = 400, seed: int = 0, folds: int = 5,
             methods=("trees", "cnn"), epochs: int = 4, real_stats=None,
-            real_labels=None) -> dict:
+            real_classes=None) -> dict:
     """Two-sample AUCs of ``n`` random images of a training set against real cutouts.
 
     ``real`` is a directory of PNG/JPEG cutouts or a uint8 (N, H, W, 3) array (e.g. a
@@ -484,9 +465,8 @@ def measure(set_path, real, out, n: int = 400, seed: int = 0, folds: int = 5,
     Parquet cache of the real cutouts' statistics (read if present, else written). A set
     with ``groups`` (the host field of each cutout, as ``make-set`` and the workflow's
     training set write) is split by field (see :func:`two_sample_auc`); each real cutout
-    is its own field. ``real_labels`` (the eye label of each real cutout, or the label
-    CSV of a ``real`` directory, read by :func:`eye_labels_of`) adds ``trees_by_class``
-    (:func:`trees_by_class`) for a set with labels.
+    is its own field. ``real_classes`` (the eye class of each real cutout, as
+    :func:`trees_by_class` takes them) adds ``trees_by_class`` for a set with labels.
     The command line is ``catclean shreds realism``.
     """
     import json
@@ -502,15 +482,8 @@ def measure(set_path, real, out, n: int = 400, seed: int = 0, folds: int = 5,
     syn = syn[idx]
     groups = None if groups is None else groups[idx]
     if isinstance(real, np.ndarray):
-        if isinstance(real_labels, (str, Path)):
-            raise ValueError("a label CSV names the files of a directory of real cutouts, "
-                             "not an image array; pass one label per image")
         real_name = f"{len(real)} cutouts of the run"
     else:
-        if isinstance(real_labels, (str, Path)):
-            if not Path(real_labels).exists():
-                raise FileNotFoundError(f"real label CSV not found: {real_labels}")
-            real_labels = eye_labels_of(real, real_labels)
         real_name, real = str(real), load_image_dir(real)
     if len(real) < 2:
         raise ValueError(f"the realism test needs real cutouts; {real_name} has {len(real)}")
@@ -532,11 +505,11 @@ def measure(set_path, real, out, n: int = 400, seed: int = 0, folds: int = 5,
             res["top_features"] = fi.head(8).round(4).to_dict("records")
         summary[m] = res
         print(m, round(res["auc"], 4), "+-", round(res["auc_std"], 4), flush=True)
-    if real_labels is not None and lab is not None and "trees" in methods:
-        if len(real_labels) != len(sb):
-            raise ValueError(f"{len(real_labels)} real labels for {len(sb)} real cutouts "
+    if real_classes is not None and lab is not None and "trees" in methods:
+        if len(real_classes) != len(sb):
+            raise ValueError(f"{len(real_classes)} eye classes for {len(sb)} real cutouts "
                              f"({real_name})")
-        summary["trees_by_class"] = trees_by_class(sa, lab[idx], sb, real_labels, groups,
+        summary["trees_by_class"] = trees_by_class(sa, lab[idx], sb, real_classes, groups,
                                                    folds=folds, seed=seed)
         for name, res in summary["trees_by_class"].items():
             print(f"trees, {name} class only", round(res["auc"], 4), "+-", round(res["auc_std"], 4),
