@@ -16,11 +16,12 @@ if p.against == "run":
     real = load_run_cutouts(snakemake.input.rgb, snakemake.input.cuts, n=2 * int(p.n),
                             seed=int(p.seed))
     log.info("realism test against %d of the run's candidate cutouts", len(real))
+    classes = None
 else:
     real = p.images
-# against the labelled directory, also the AUC within each class (synthetic galaxies vs
-# the real galaxies, shreds vs shreds)
-classes = eye_classes_of(real, snakemake.input.labels) if p.against != "run" else None
+    # the labelled directory: also the AUC within each class (synthetic galaxies vs the
+    # real galaxies, shreds vs shreds)
+    classes = eye_classes_of(real, snakemake.input.labels)
 measure(snakemake.input.set, real, work, n=int(p.n), seed=int(p.seed),
         methods=tuple(p.methods), real_classes=classes)
 shutil.copyfile(work / "realism.json", out.json)

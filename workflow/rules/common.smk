@@ -36,7 +36,6 @@ if workflow.is_main_process:
         logger.warning(f"catclean: removed {_path}, left incomplete by a killed job: it reruns")
 
 
-
 def repo_file(path):
     """A file path of the config as given, or in the repository when it is relative and
     absent from the working directory: the shipped `data/` files (e.g. the eye labels)
