@@ -194,10 +194,11 @@ def realism(args) -> int:
 
     config = config_from_args(args, extra=_overrides(args))
     _setup(args, config, tensorflow=True)
-    real = config["shreds"]["real_check"]
-    classes = eye_classes_of(_real_images(real), real["labels"]) if args.by_class else None
+    images = _real_images(config["shreds"]["real_check"])
+    labels = config["shreds"]["real_check"]["labels"]
+    classes = eye_classes_of(images, labels) if args.by_class else None
     # measure prints each discriminator's AUC as it finishes
-    measure(args.data, _real_images(real), args.out, n=args.n, seed=config["seed"],
+    measure(args.data, images, args.out, n=args.n, seed=config["seed"],
             folds=args.folds, methods=args.methods.split(","), epochs=args.epochs,
             real_stats=args.real_stats, real_classes=classes)
     return 0

@@ -49,6 +49,29 @@ LABELS_CSV = Path(__file__).resolve().parents[3] / "data" / "real_labels" / \
 NOT_SHRED = ("galaxy", "star", "artefact")
 
 
+def read_eye_labels(csv=LABELS_CSV) -> pd.DataFrame:
+    """The eye-label CSV as a table (``objID`` as text), every label checked.
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming the missing CSV.
+    ValueError
+        Naming the CSV when it lacks the ``file`` or ``label`` column or holds a label
+        other than ``shred``, ``unsure`` and :data:`NOT_SHRED`.
+    """
+    csv = Path(csv)
+    if not csv.exists():
+        raise FileNotFoundError(f"real label CSV not found: {csv}")
+    labels = pd.read_csv(csv, dtype={"objID": str})
+    if not {"file", "label"} <= set(labels.columns):
+        raise ValueError(f"{csv}: needs columns file,label; has {list(labels.columns)}")
+    unknown = set(labels["label"]) - set(NOT_SHRED) - {"shred", "unsure"}
+    if unknown:
+        raise ValueError(f"{csv}: unknown labels {sorted(unknown)}")
+    return labels
+
+
 def load_real_labels(image_dir, csv=LABELS_CSV, size: int = 128) -> pd.DataFrame:
     """The eye labels joined with their images.
 
@@ -69,18 +92,15 @@ def load_real_labels(image_dir, csv=LABELS_CSV, size: int = 128) -> pd.DataFrame
     ------
     FileNotFoundError
         Naming the missing directory or CSV.
+    ValueError
+        From :func:`read_eye_labels`.
     """
     from .data import read_rgb_image
 
-    image_dir, csv = Path(image_dir), Path(csv)
+    image_dir = Path(image_dir)
     if not image_dir.is_dir():
         raise FileNotFoundError(f"real cutout directory not found: {image_dir}")
-    if not csv.exists():
-        raise FileNotFoundError(f"real label CSV not found: {csv}")
-    labels = pd.read_csv(csv, dtype={"objID": str})
-    unknown = set(labels["label"]) - set(NOT_SHRED) - {"shred", "unsure"}
-    if unknown:
-        raise ValueError(f"{csv}: unknown labels {sorted(unknown)}")
+    labels = read_eye_labels(csv)
     labels = labels[labels["label"] != "unsure"].reset_index(drop=True)
     labels["y"] = (labels["label"] == "shred").astype(np.int8)
     labels["image"] = [read_rgb_image(image_dir / f, size) for f in labels["file"]]
@@ -94,20 +114,13 @@ def eye_classes_of(image_dir, csv=LABELS_CSV) -> np.ndarray:
 
     Raises
     ------
-    FileNotFoundError
-        Naming the missing CSV.
-    ValueError
-        Naming the CSV when it lacks the ``file`` or ``label`` column.
+    FileNotFoundError, ValueError
+        From :func:`read_eye_labels`.
     """
     from .realism import image_files
 
-    csv = Path(csv)
-    if not csv.exists():
-        raise FileNotFoundError(f"real label CSV not found: {csv}")
-    table = pd.read_csv(csv, dtype=str)
-    if not {"file", "label"} <= set(table.columns):
-        raise ValueError(f"{csv}: needs columns file,label; has {list(table.columns)}")
-    label = dict(zip(table["file"], table["label"].str.strip().str.lower()))
+    table = read_eye_labels(csv)
+    label = dict(zip(table["file"], table["label"]))
     names = [label.get(f.name, "") for f in image_files(image_dir)]
     return np.array([1 if lab == "shred" else 0 if lab in NOT_SHRED else -1 for lab in names],
                     dtype=np.int8)
