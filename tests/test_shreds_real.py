@@ -164,7 +164,7 @@ def test_shipped_kind_scores_without_training(tmp_path):
 @pytest.mark.slow
 def test_shipped_model_on_the_real_validation_labels_beats_every_heuristic():
     """Issue 11 acceptance: AUC >= 0.95 on the never-trained-on validation eye labels, above
-    every one-number heuristic (measured: 0.961 against 0.854 at best)."""
+    every one-number heuristic (measured: 0.960 against 0.854 at best)."""
     from sklearn.metrics import roc_auc_score
 
     from catclean.shreds.model import SHIPPED_SHRED_MODEL
@@ -301,3 +301,58 @@ def test_train_init_starts_every_fold_from_a_trained_model(tmp_path):
     assert warm["init_model"] == str(tmp_path / "pre" / "m.keras")
     v_cold, v_warm = (r["folds"][0]["history"]["val_loss"][0] for r in (cold, warm))
     assert v_warm < 0.5 * v_cold, (v_warm, v_cold)
+
+
+def test_interpolation_mixes_a_fine_tuned_model_with_its_synthetic_refresh(tmp_path):
+    """WiSE-FT (catclean shreds interpolate): the two end points of the mix are the two
+    models; the kept mix maximises the smaller of the real and synthetic held-out AUCs and
+    is the one saved. The two share a basin (the refresh starts from the fine-tuned
+    weights), so every mix is itself a working classifier of both skies."""
+    from catclean.inference import load_keras
+    from catclean.shreds.real import fine_tune, interpolate
+    from catclean.shreds.train import cross_validate, predict_proba, protocol_split
+
+    arch, cfg = _tiny(seed=3)
+    x_a, y_a = _colour_rule_set(240, background=15, shred_colour=0, seed=1)
+    synthetic = {"images": x_a, "labels": y_a, "groups": np.arange(len(y_a)) // 4}
+    cross_validate(x_a, y_a, arch, cfg, groups=synthetic["groups"],
+                   model_path=tmp_path / "pre.keras")
+    # the "real" sky: the same rule on a brighter sky
+    x_b, y_b = _colour_rule_set(200, background=35, shred_colour=0, seed=2)
+    fine_tune(tmp_path / "pre.keras", x_b, y_b, cfg, arch, model_path=tmp_path / "ft.keras")
+    cross_validate(x_a, y_a, arch, cfg, groups=synthetic["groups"],
+                   model_path=tmp_path / "refresh.keras",
+                   init_weights=load_keras(tmp_path / "ft.keras").get_weights())
+    res = interpolate(tmp_path / "ft.keras", tmp_path / "refresh.keras", [0.0, 0.5, 1.0],
+                      x_b, y_b, synthetic, cfg, model_path=tmp_path / "mix.keras")
+    by = {m["alpha"]: m for m in res["mixes"]}
+    low = {a: min(m["real_test"]["auc"], m["synthetic_test"]["auc"]) for a, m in by.items()}
+    print("interpolation:", {a: (round(m["real_test"]["auc"], 3),
+                                 round(m["synthetic_test"]["auc"], 3)) for a, m in by.items()})
+    _, syn_test, _ = protocol_split(len(y_a), synthetic["groups"], cfg)
+    _, real_test, _ = protocol_split(len(y_b), None, cfg)
+    assert res["n_synthetic_test"] == len(syn_test) and res["n_real_test"] == len(real_test)
+    from sklearn.metrics import roc_auc_score
+
+    ft = load_keras(tmp_path / "ft.keras")
+    assert by[1.0]["real_test"]["auc"] == pytest.approx(
+        roc_auc_score(y_b[real_test], predict_proba(ft, x_b[real_test])), abs=1e-6)
+    assert all(v > 0.9 for v in low.values())  # the middle mix works too
+    assert res["kept_alpha"] == max(low, key=low.get)
+    # a network trained apart (another initialisation) shares no basin: the middle mix
+    # of the two is no classifier
+    arch_o, cfg_o = _tiny(seed=11)
+    cross_validate(x_a, y_a, arch_o, cfg_o, groups=synthetic["groups"],
+                   model_path=tmp_path / "other.keras")
+    apart = interpolate(tmp_path / "ft.keras", tmp_path / "other.keras", [0.5], x_b, y_b,
+                        synthetic, cfg)["mixes"][0]
+    print("mix with a network trained apart:", apart["real_test"]["auc"],
+          apart["synthetic_test"]["auc"])
+    assert min(apart["real_test"]["auc"], apart["synthetic_test"]["auc"]) < 0.8
+    refresh = load_keras(tmp_path / "refresh.keras").get_weights()
+    a = res["kept_alpha"]
+    for w, u, v in zip(load_keras(tmp_path / "mix.keras").get_weights(), ft.get_weights(),
+                       refresh):
+        np.testing.assert_allclose(w, a * u + (1 - a) * v, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        interpolate(ft, tmp_path / "refresh.keras", [1.5], x_b, y_b, synthetic, cfg)

@@ -3,13 +3,17 @@
 Writes ``src/catclean/shreds/shipped/shred_cnn_paper.keras`` (float16 weights, no optimizer
 state: :func:`catclean.inference.save_float16`) and ``metrics.json`` beside it, gathered
 from the runs that made it: the pre-training ``cv.json`` (synthetic sky), the fine-tuning
-``cv.json`` (real eye labels) and ``real_validation.json`` (``catclean shreds
-evaluate-real``). ``MODEL_CARD.md`` is written by hand from ``metrics.json``.
+``cv.json`` (real eye labels), optionally the synthetic refresh's ``cv.json`` (``train
+--init``) and ``interpolation.json`` (``catclean shreds interpolate``), and
+``real_validation.json`` (``catclean shreds evaluate-real``). A step whose ``cv.json`` is
+gone is carried over from the ``metrics.json`` of an earlier release (``--previous``).
+``MODEL_CARD.md`` is written by hand from ``metrics.json``.
 
 Run::
 
-    PYTHONPATH=src .venv/bin/python tools/ship_shred_model.py --model ft/shred_cnn.keras \\
-        --pretrain pre/cv.json --finetune ft/cv.json --real-eval eval/real_validation.json
+    PYTHONPATH=src .venv/bin/python tools/ship_shred_model.py --model mix/shred_cnn.keras \\
+        --previous metrics_before.json --refresh refresh/cv.json \\
+        --interpolation mix/interpolation.json --real-eval eval/real_validation.json
 """
 
 from __future__ import annotations
@@ -46,11 +50,28 @@ def main() -> int:
     from catclean.shreds.model import SHIPPED_SHRED_MODEL
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", required=True, help="the fine-tuned .keras model")
-    ap.add_argument("--pretrain", required=True, help="cv.json of the pre-training")
-    ap.add_argument("--finetune", required=True, help="cv.json of the fine-tuning")
+    ap.add_argument("--model", required=True, help="the .keras model to ship")
+    ap.add_argument("--pretrain", help="cv.json of the pre-training")
+    ap.add_argument("--finetune", help="cv.json of the fine-tuning")
+    ap.add_argument("--previous", help="metrics.json of an earlier release: the steps "
+                    "given no cv.json here are carried over from it")
+    ap.add_argument("--refresh", help="cv.json of the synthetic refresh (train --init)")
+    ap.add_argument("--interpolation", help="interpolation.json (shreds interpolate)")
     ap.add_argument("--real-eval", required=True, help="real_validation.json")
     a = ap.parse_args()
+    previous = json.loads(Path(a.previous).read_text()) if a.previous else {}
+    steps = {}
+    for step, flag, path in (("pretraining", "pretrain", a.pretrain),
+                             ("finetuning", "finetune", a.finetune),
+                             ("refresh", "refresh", a.refresh)):
+        if path:
+            steps[step] = _cv_summary(json.loads(Path(path).read_text()))
+        elif step in previous:
+            steps[step] = previous[step]
+        elif step != "refresh":
+            ap.error(f"--{flag} (cv.json) or --previous (with a {step!r} section) needed")
+    if a.interpolation:
+        steps["interpolation"] = json.loads(Path(a.interpolation).read_text())
     model = load_keras(a.model)
     save_float16(model, SHIPPED_SHRED_MODEL)
     back = load_keras(SHIPPED_SHRED_MODEL)
@@ -61,8 +82,7 @@ def main() -> int:
         "bytes": SHIPPED_SHRED_MODEL.stat().st_size,
         "n_params": int(model.count_params()),
         "float16_storage_max_dp_on_16_random_inputs": dp,
-        "pretraining": _cv_summary(json.loads(Path(a.pretrain).read_text())),
-        "finetuning": _cv_summary(json.loads(Path(a.finetune).read_text())),
+        **steps,
         "real_validation": json.loads(Path(a.real_eval).read_text()),
     }
     out = SHIPPED_SHRED_MODEL.parent / "metrics.json"

@@ -171,6 +171,38 @@ def finetune(args) -> int:
     return 0
 
 
+def interpolate(args) -> int:
+    from ..config import preset_settings
+    from .real import interpolate as run
+    from .real import load_real_labels, split_xy
+    from .stage import load_training_set
+    from .train import TrainConfig, save_json
+
+    config = config_from_args(args, extra=_overrides(args))
+    _setup(args, config, tensorflow=True)
+    settings = preset_settings(config, "shreds")
+    cfg = TrainConfig.from_config(settings, seed=config["seed"],
+                                  threads=args.threads or config["shreds"]["threads"])
+    real = config["shreds"]["real_check"]
+    x, y = split_xy(load_real_labels(_real_images(real), real["labels"]), "finetune")
+    try:
+        alphas = [float(a) for a in args.alphas.split(",")]
+    except ValueError:
+        raise ConfigError(f"--alphas {args.alphas!r}: expected comma-separated numbers in "
+                          "[0, 1]") from None
+    synthetic = load_training_set(args.data, config["seed"],
+                                  config["shreds"]["training"]["galaxy_fraction"])
+    out = Path(args.out)
+    res = run(args.fine_tuned, args.refreshed, alphas, x, y, synthetic, cfg,
+              model_path=out / "shred_cnn.keras")
+    save_json(res, out / "interpolation.json")
+    for m in res["mixes"]:
+        print(f"alpha {m['alpha']:.2f}: real test AUC {m['real_test']['auc']:.4f}, "
+              f"synthetic test AUC {m['synthetic_test']['auc']:.4f}")
+    print("kept alpha", res["kept_alpha"])
+    return 0
+
+
 def evaluate_real(args) -> int:
     from .real import evaluate_real as run
 
@@ -211,6 +243,13 @@ def _real_images(real_check: dict) -> str:
     return real_check["images"]
 
 
+def _real_arguments(parser) -> None:
+    """The real eye-labelled cutouts' two flags."""
+    parser.add_argument("--real", help="directory of the real cutouts "
+                        "(shreds.real_check.images)")
+    parser.add_argument("--labels", help="eye-label CSV (shreds.real_check.labels)")
+
+
 def register(subparsers) -> None:
     sub = stage_commands(subparsers, "shreds", help="shred CNN (paper 001)")
     ms = command(sub, "make-set", make_set, help="labeled training cutouts (shreds.training)")
@@ -243,8 +282,7 @@ def register(subparsers) -> None:
     ft = command(sub, "finetune", finetune, help="fine-tune a model on the real eye labels "
                  "(finetune split, paper protocol); without --model: train on them alone")
     ft.add_argument("--model", help="pre-trained .keras model (synthetic sky)")
-    ft.add_argument("--real", help="directory of the real cutouts (shreds.real_check.images)")
-    ft.add_argument("--labels", help="eye-label CSV (shreds.real_check.labels)")
+    _real_arguments(ft)
     ft.add_argument("--preset", help="shreds.preset of the model's architecture")
     ft.add_argument("--learning-rate", type=float, help="RMSprop learning rate (default: "
                     "the preset's)")
@@ -256,12 +294,25 @@ def register(subparsers) -> None:
     ft.add_argument("--rehearsal-ratio", type=float, default=1.0,
                     help="synthetic rehearsal cutouts per real training cutout (default 1)")
     ft.add_argument("--out", required=True, help="directory for shred_cnn.keras and cv.json")
+    ip = command(sub, "interpolate", interpolate, help="WiSE-FT: mixes of a fine-tuned model "
+                 "and its synthetic refresh, scored on the real and synthetic held-out tests")
+    ip.add_argument("--fine-tuned", required=True, help="the fine-tuned .keras model")
+    ip.add_argument("--refreshed", required=True, help="the fine-tuned model trained "
+                    "further on the synthetic sky (train --init)")
+    ip.add_argument("--data", required=True, help="the pre-training set (.npz or a glob of "
+                    "make-set parts, with the pre-training's seed)")
+    ip.add_argument("--alphas", default="0,0.3,0.5,0.7,1",
+                    help="weights of the fine-tuned model, comma-separated (default "
+                    "0,0.3,0.5,0.7,1)")
+    _real_arguments(ip)
+    ip.add_argument("--preset", help="shreds.preset of the models' architecture")
+    ip.add_argument("--out", required=True, help="directory for shred_cnn.keras (the kept "
+                    "mix) and interpolation.json")
     ev = command(sub, "evaluate-real", evaluate_real, help="models and one-number "
                  "heuristics on the real validation labels, reliability diagram")
     ev.add_argument("--model", action="append", required=True,
                     help="NAME=PATH of a .keras model (repeatable)")
-    ev.add_argument("--real", help="directory of the real cutouts (shreds.real_check.images)")
-    ev.add_argument("--labels", help="eye-label CSV (shreds.real_check.labels)")
+    _real_arguments(ev)
     ev.add_argument("--no-tta", action="store_true",
                     help="skip the mean over the 8 rotations / flips")
     ev.add_argument("--out", required=True, help="folder for real_validation.json and plots")
