@@ -354,5 +354,8 @@ def test_interpolation_mixes_a_fine_tuned_model_with_its_synthetic_refresh(tmp_p
     for w, u, v in zip(load_keras(tmp_path / "mix.keras").get_weights(), ft.get_weights(),
                        refresh):
         np.testing.assert_allclose(w, a * u + (1 - a) * v, rtol=1e-5, atol=1e-6)
+    rf = load_keras(tmp_path / "refresh.keras")
+    interpolate(ft, rf, [0.5], x_b, y_b, synthetic, cfg)
+    assert all(np.array_equal(w, v) for w, v in zip(rf.get_weights(), refresh))  # untouched
     with pytest.raises(ValueError, match="in \\[0, 1\\]"):
         interpolate(ft, tmp_path / "refresh.keras", [1.5], x_b, y_b, synthetic, cfg)

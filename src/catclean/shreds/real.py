@@ -309,8 +309,8 @@ def interpolate(fine_tuned, refreshed, alphas, real_images: np.ndarray,
     Each mix is scored on the real fine-tuning split's held-out test cutouts (the
     ``test_fraction`` that :func:`fine_tune` held out, by ``cfg``'s seed) and on the
     synthetic set's held-out test cutouts (those the pre-training and the refresh held
-    out). The kept mix maximises the smaller of the two AUCs. The real validation split
-    chooses nothing.
+    out). The kept mix maximises the smaller of the two AUCs (the first given of equals).
+    The real validation split chooses nothing.
 
     Parameters
     ----------
@@ -350,7 +350,7 @@ def interpolate(fine_tuned, refreshed, alphas, real_images: np.ndarray,
     _, syn_test, _ = protocol_split(len(synthetic_set["labels"]), synthetic_set.get("groups"), cfg)
     x_syn = synthetic_set["images"][syn_test]
     y_syn = np.asarray(synthetic_set["labels"])[syn_test]
-    mix = nets[1]
+    mix = keras.models.clone_model(nets[1])  # the callers' models keep their weights
     res = {"fine_tuned": nets[0].name, "refreshed": nets[1].name,
            "n_real_test": int(len(real_test)), "n_synthetic_test": int(len(syn_test)),
            "mixes": []}
