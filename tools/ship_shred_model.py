@@ -25,20 +25,18 @@ from pathlib import Path
 import numpy as np
 
 
-def _no_roc(metrics: dict) -> dict:
-    return {k: v for k, v in metrics.items() if k not in ("roc_fpr", "roc_tpr")}
-
-
 def _cv_summary(cv: dict) -> dict:
+    from catclean.shreds.train import without_roc
+
     # a warm start (train --init) names its model; fine-tuning with rehearsal also scores
     # the kept model on the synthetic held-out test
     extra = {k: cv[k] for k in ("init_model", "rehearsal") if k in cv}
     if "synthetic_test" in cv:
-        extra["synthetic_test"] = _no_roc(cv["synthetic_test"])
+        extra["synthetic_test"] = without_roc(cv["synthetic_test"])
     return {**extra, "n_total": cv["n_total"], "n_test": cv["n_test"], "n_cv": cv["n_cv"],
             "config": cv["config"], "mean": cv["mean"], "kept_fold": cv["kept_fold"],
             "kept_model": cv.get("kept_model", f"fold {cv['kept_fold']}"),
-            "kept": _no_roc(cv["kept"]),
+            "kept": without_roc(cv["kept"]),
             "folds": [{"fold": f["fold"], "epochs": f["epochs"], "best_epoch": f["best_epoch"],
                        "best_val_loss": round(f["best_val_loss"], 4),
                        "train_seconds": f["train_seconds"], "test_auc": f["test"]["auc"],

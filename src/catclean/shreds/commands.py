@@ -86,7 +86,6 @@ def make_set(args) -> int:
 
 def train(args) -> int:
     from ..config import preset_settings
-    from .stage import load_training_set
     from .stage import train as train_model
 
     config = config_from_args(args, extra=_overrides(args))
@@ -96,8 +95,7 @@ def train(args) -> int:
     if data_path is None:  # build the configured set (e.g. --csv/--images) first
         data_path = out / "training_set.npz"
         _make_set(args, config, data_path)
-    data = load_training_set(data_path, config["seed"],
-                             config["shreds"]["training"]["galaxy_fraction"])
+    data = _training_set(data_path, config)
     train_model(data, preset_settings(config, "shreds"), config["seed"],
                 args.threads or config["shreds"]["threads"], out / "shred_cnn.keras",
                 out / "cv.json", init_model=args.init)
@@ -133,8 +131,8 @@ def prepare(args) -> int:
 def finetune(args) -> int:
     from ..config import preset_settings
     from .model import ShredArch
-    from .real import fine_tune, load_real_labels, split_xy
-    from .train import TrainConfig, cross_validate, save_json
+    from .real import fine_tune
+    from .train import cross_validate, save_json
 
     config = config_from_args(args, extra=_overrides(args))
     _setup(args, config, tensorflow=True)
@@ -142,10 +140,8 @@ def finetune(args) -> int:
     if args.learning_rate is not None:
         settings["learning_rate"] = args.learning_rate
     arch = ShredArch.from_config(settings)
-    cfg = TrainConfig.from_config(settings, seed=config["seed"],
-                                  threads=args.threads or config["shreds"]["threads"])
-    real = config["shreds"]["real_check"]
-    x, y = split_xy(load_real_labels(_real_images(real), real["labels"]), "finetune")
+    cfg = _train_config(args, config, settings)
+    x, y = _finetune_split(config)
     out = Path(args.out)
     kw = {"model_path": out / "shred_cnn.keras"}
     if args.fold_models:
@@ -153,10 +149,7 @@ def finetune(args) -> int:
     if args.rehearsal:
         if not args.model:
             raise ConfigError("--rehearsal needs --model (the model pre-trained on that set)")
-        from .stage import load_training_set
-
-        kw["rehearsal_set"] = load_training_set(
-            args.rehearsal, config["seed"], config["shreds"]["training"]["galaxy_fraction"])
+        kw["rehearsal_set"] = _training_set(args.rehearsal, config)
         kw["rehearsal_ratio"] = args.rehearsal_ratio
     if args.model:
         res = fine_tune(args.model, x, y, cfg, arch, **kw)
@@ -174,24 +167,18 @@ def finetune(args) -> int:
 def interpolate(args) -> int:
     from ..config import preset_settings
     from .real import interpolate as run
-    from .real import load_real_labels, split_xy
-    from .stage import load_training_set
-    from .train import TrainConfig, save_json
+    from .train import save_json
 
     config = config_from_args(args, extra=_overrides(args))
     _setup(args, config, tensorflow=True)
-    settings = preset_settings(config, "shreds")
-    cfg = TrainConfig.from_config(settings, seed=config["seed"],
-                                  threads=args.threads or config["shreds"]["threads"])
-    real = config["shreds"]["real_check"]
-    x, y = split_xy(load_real_labels(_real_images(real), real["labels"]), "finetune")
+    cfg = _train_config(args, config, preset_settings(config, "shreds"))
+    x, y = _finetune_split(config)
     try:
         alphas = [float(a) for a in args.alphas.split(",")]
     except ValueError:
         raise ConfigError(f"--alphas {args.alphas!r}: expected comma-separated numbers in "
                           "[0, 1]") from None
-    synthetic = load_training_set(args.data, config["seed"],
-                                  config["shreds"]["training"]["galaxy_fraction"])
+    synthetic = _training_set(args.data, config)
     out = Path(args.out)
     res = run(args.fine_tuned, args.refreshed, alphas, x, y, synthetic, cfg,
               model_path=out / "shred_cnn.keras")
@@ -241,6 +228,31 @@ def _real_images(real_check: dict) -> str:
     if not real_check["images"]:
         raise ConfigError("no real cutouts: set shreds.real_check.images or pass --real")
     return real_check["images"]
+
+
+def _training_set(path, config) -> dict:
+    """A training set (.npz or a glob of make-set parts) balanced as its training run
+    balanced it: the config's seed and ``shreds.training.galaxy_fraction``."""
+    from .stage import load_training_set
+
+    return load_training_set(path, config["seed"],
+                             config["shreds"]["training"]["galaxy_fraction"])
+
+
+def _train_config(args, config, settings):
+    """The protocol of a preset's ``settings`` with the run's seed and threads."""
+    from .train import TrainConfig
+
+    return TrainConfig.from_config(settings, seed=config["seed"],
+                                   threads=args.threads or config["shreds"]["threads"])
+
+
+def _finetune_split(config):
+    """Images and labels of the real eye labels' fine-tuning split."""
+    from .real import load_real_labels, split_xy
+
+    real = config["shreds"]["real_check"]
+    return split_xy(load_real_labels(_real_images(real), real["labels"]), "finetune")
 
 
 def _real_arguments(parser) -> None:

@@ -336,7 +336,7 @@ def interpolate(fine_tuned, refreshed, alphas, real_images: np.ndarray,
     import keras
 
     from ..inference import load_keras
-    from .train import binary_metrics, predict_proba, protocol_split
+    from .train import binary_metrics, predict_proba, protocol_split, without_roc
 
     alphas = [float(a) for a in alphas]
     if not alphas or any(not 0.0 <= a <= 1.0 for a in alphas):
@@ -351,17 +351,20 @@ def interpolate(fine_tuned, refreshed, alphas, real_images: np.ndarray,
     x_syn = synthetic_set["images"][syn_test]
     y_syn = np.asarray(synthetic_set["labels"])[syn_test]
     mix = keras.models.clone_model(nets[1])  # the callers' models keep their weights
+
+    def set_mix(a: float) -> None:
+        mix.set_weights([a * u + (1.0 - a) * v for u, v in zip(w_ft, w_rf)])
+
     res = {"fine_tuned": nets[0].name, "refreshed": nets[1].name,
            "n_real_test": int(len(real_test)), "n_synthetic_test": int(len(syn_test)),
            "mixes": []}
     best, best_score = None, -np.inf
     for a in alphas:
-        mix.set_weights([a * u + (1.0 - a) * v for u, v in zip(w_ft, w_rf)])
+        set_mix(a)
         scores = {"alpha": a}
         for name, x, y in (("real_test", real_images[real_test], real_labels[real_test]),
                            ("synthetic_test", x_syn, y_syn)):
-            m = binary_metrics(y, predict_proba(mix, x))
-            scores[name] = {k: v for k, v in m.items() if k not in ("roc_fpr", "roc_tpr")}
+            scores[name] = without_roc(binary_metrics(y, predict_proba(mix, x)))
         res["mixes"].append(scores)
         if scores["real_test"]["auc"] is None or scores["synthetic_test"]["auc"] is None:
             raise ValueError("an interpolation test split holds one class only: no AUC")
@@ -372,7 +375,7 @@ def interpolate(fine_tuned, refreshed, alphas, real_images: np.ndarray,
             best, best_score = a, low
     res["kept_alpha"] = best
     if model_path is not None:
-        mix.set_weights([best * u + (1.0 - best) * v for u, v in zip(w_ft, w_rf)])
+        set_mix(best)
         Path(model_path).parent.mkdir(parents=True, exist_ok=True)
         mix.save(model_path)
     return res
@@ -414,7 +417,7 @@ def evaluate_real(models: dict, image_dir, out_dir, csv=LABELS_CSV, threshold: f
     from .plots import examples_figure
     from .realism import image_statistics
     from .score import ShredScorer
-    from .train import binary_metrics
+    from .train import binary_metrics, without_roc
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -423,7 +426,6 @@ def evaluate_real(models: dict, image_dir, out_dir, csv=LABELS_CSV, threshold: f
     x_val, y_val = split_xy(labels, "validation")
     heur = heuristic_aucs(image_statistics(x_fit), y_fit, image_statistics(x_val), y_val)
     heur.to_csv(out_dir / "heuristics.csv", index=False)
-    strip = ("roc_fpr", "roc_tpr")
     res = {"n_validation": int(len(y_val)), "n_validation_shred": int(y_val.sum()),
            "n_finetune": int(len(y_fit)), "models": {},
            "heuristics": heur.round(4).to_dict("records")}
@@ -433,13 +435,12 @@ def evaluate_real(models: dict, image_dir, out_dir, csv=LABELS_CSV, threshold: f
     for name, path in models.items():
         scorer = ShredScorer(path, kind="keras", batch_size=batch_size, precision="float32")
         p = scorer.predict(x_val)
-        entry = {k: v for k, v in binary_metrics(y_val, p, threshold).items() if k not in strip}
+        entry = without_roc(binary_metrics(y_val, p, threshold))
         entry["reliability"] = reliability(y_val, p)
         table[name] = p
         if tta:
             pt = dihedral_mean(scorer.predict, x_val)
-            entry["tta"] = {k: v for k, v in binary_metrics(y_val, pt, threshold).items()
-                            if k not in strip}
+            entry["tta"] = without_roc(binary_metrics(y_val, pt, threshold))
             table[name + " (8 rotations/flips)"] = pt
         res["models"][name] = {"path": str(path), **entry}
         curves[name] = entry["reliability"]

@@ -170,6 +170,7 @@ def train(data: dict, settings: dict, seed: int, threads: int, model_path, cv_pa
 def evaluate(cv_path, data_path, seed: int, metrics_path, roc_path, examples_path) -> dict:
     """Metrics JSON, ROC (paper 001 Fig. 3) and example grid (Fig. 4) of a trained run."""
     from .plots import examples_figure, roc_figure
+    from .train import without_roc
 
     cv = json.loads(Path(cv_path).read_text())
     d = np.load(data_path, allow_pickle=False)
@@ -177,16 +178,15 @@ def evaluate(cv_path, data_path, seed: int, metrics_path, roc_path, examples_pat
     p = np.asarray(cv["test"]["p_shred"])
     roc_figure(cv, roc_path)
     examples_figure(d["images"][idx], p, d["labels"][idx], examples_path, seed=seed)
-    strip = ("roc_fpr", "roc_tpr")
     metrics = {
         "preset": cv.get("preset"), "n_params": cv.get("n_params"), "n_total": cv["n_total"],
         "n_test": cv["n_test"], "n_cv": cv["n_cv"], "folds_run": len(cv["folds"]),
         "folds": [{"fold": f["fold"], "epochs": f["epochs"],
                    "best_val_loss": f["best_val_loss"], "train_seconds": f["train_seconds"],
-                   **{k: v for k, v in f["test"].items() if k not in strip}}
+                   **without_roc(f["test"])}
                   for f in cv["folds"]],
         "mean": cv["mean"], "kept_fold": cv["kept_fold"],
-        "kept": {k: v for k, v in cv["kept"].items() if k not in strip},
+        "kept": without_roc(cv["kept"]),
         "train_wall_seconds": cv.get("wall_seconds"), "config": cv["config"],
         "arch": cv["arch"],
     }

@@ -174,6 +174,11 @@ def predict_proba(model, images: np.ndarray, batch_size: int = 64) -> np.ndarray
     return p[:, 1].astype(np.float64) if p.ndim == 2 and p.shape[1] == 2 else p.ravel()
 
 
+def without_roc(metrics: dict) -> dict:
+    """:func:`binary_metrics` without its ROC points (for summaries and JSON tables)."""
+    return {k: v for k, v in metrics.items() if k not in ("roc_fpr", "roc_tpr")}
+
+
 def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict:
     """AUC, ROC points, accuracy at ``p >= threshold``, confusion matrix, purity and
     completeness of the shred class."""
