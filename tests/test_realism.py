@@ -404,3 +404,42 @@ def test_measure_by_class_with_the_eye_classes_of_a_directory(tmp_path):
                 methods=("trees",), real_classes=classes[:5])
     with pytest.raises(FileNotFoundError, match="nowhere.csv"):
         eye_classes_of(real_dir, tmp_path / "nowhere.csv")
+
+
+def test_measure_joins_make_set_parts_and_repeats_the_draws(tmp_path):
+    """A glob of make-set parts is measured as one set (every part's cutouts, their
+    fields), and draws=3 repeats the trees test on three seeded draws: the first is the
+    reported AUC, the mean is theirs, and a set that differs from the real one clearly
+    is told apart in every draw, while a set drawn like the real one is not."""
+    from PIL import Image
+
+    from catclean.shreds.realism import measure
+
+    rng = np.random.default_rng(5)
+    real_dir = tmp_path / "real"
+    real_dir.mkdir()
+
+    def cutouts(n, centre):
+        img = rng.integers(20, 50, (n, 128, 128, 3)).astype(np.uint8)
+        img[:, 56:72, 56:72] = np.asarray(centre, np.uint8)[:, None, None, None]
+        return img
+
+    for k, img in enumerate(cutouts(40, rng.integers(80, 200, 40))):
+        Image.fromarray(img).save(real_dir / f"{k:03d}_grz.png")
+    for name, centre in (("far", np.full(40, 250)), ("near", rng.integers(80, 200, 40))):
+        img = cutouts(40, centre)
+        for p in range(2):  # two parts of 4 fields each
+            np.savez(tmp_path / f"{name}.part{p:03d}.npz", images=img[20 * p:20 * (p + 1)],
+                     labels=np.arange(20) % 2, groups=100 * p + np.arange(20) // 5)
+    far = measure(tmp_path / "far.part*.npz", real_dir, tmp_path / "far", n=30, folds=3,
+                  methods=("trees",), draws=3)
+    assert far["n_set"] == 40 and far["n_groups"] == 8 and far["draws"] == 3
+    trees = far["trees"]
+    assert len(trees["auc_draws"]) == 3 and trees["auc_draws"][0] == trees["auc"]
+    assert trees["auc_draws_mean"] == pytest.approx(np.mean(trees["auc_draws"]))
+    assert min(trees["auc_draws"]) > 0.9, trees["auc_draws"]
+    near = measure(tmp_path / "near.part*.npz", real_dir, tmp_path / "near", n=30, folds=3,
+                   methods=("trees",), draws=3)
+    assert near["trees"]["auc_draws_mean"] < 0.75, near["trees"]["auc_draws"]
+    with pytest.raises(FileNotFoundError, match="none.part"):
+        measure(tmp_path / "none.part*.npz", real_dir, tmp_path / "x", methods=("trees",))

@@ -219,7 +219,7 @@ def realism(args) -> int:
     # measure prints each discriminator's AUC as it finishes
     measure(args.data, images, args.out, n=args.n, seed=config["seed"],
             folds=args.folds, methods=args.methods.split(","), epochs=args.epochs,
-            real_stats=args.real_stats, real_classes=classes)
+            real_stats=args.real_stats, real_classes=classes, draws=args.draws)
     return 0
 
 
@@ -330,9 +330,13 @@ def register(subparsers) -> None:
     ev.add_argument("--out", required=True, help="folder for real_validation.json and plots")
     rl = command(sub, "realism", realism,
                  help="two-sample AUCs: a training set against real cutouts (docs/realism.md)")
-    rl.add_argument("--data", required=True, help="training set .npz with 'images'")
+    rl.add_argument("--data", required=True,
+                    help="training set .npz with 'images', or a glob of make-set parts")
     rl.add_argument("--real", help="directory of the real cutouts (shreds.real_check.images)")
     rl.add_argument("--n", type=int, default=400, help="synthetic images drawn (seeded)")
+    rl.add_argument("--draws", type=int, default=1,
+                    help="repeat the trees test on this many seeded draws of --n and "
+                    "report their mean and spread")
     rl.add_argument("--folds", type=int, default=5, help="cross-validation folds")
     rl.add_argument("--methods", default="trees,cnn", help="discriminators: trees, cnn")
     rl.add_argument("--epochs", type=int, default=4, help="CNN discriminator epochs")

@@ -453,13 +453,40 @@ def load_run_cutouts(rgb_stores, cuts_tables, n: int | None = None, seed: int = 
     return np.concatenate(parts)
 
 
+def _load_set(set_path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """``images, labels, groups`` of a set ``.npz`` or of a glob of make-set parts (the
+    parts joined unbalanced: the candidates as the training sky makes them)."""
+    import glob
+
+    paths = sorted(glob.glob(str(set_path))) if glob.has_magic(str(set_path)) else [set_path]
+    if not paths:
+        raise FileNotFoundError(f"no training set matches {set_path}")
+    parts = []
+    for path in paths:
+        with np.load(path, allow_pickle=False) as z:
+            if "images" not in z:
+                raise KeyError(f"{path} has no 'images' array")
+            parts.append({k: z[k] for k in ("images", "labels", "groups") if k in z})
+    out = []
+    for key in ("images", "labels", "groups"):
+        have = [p[key] for p in parts if key in p]
+        out.append(np.concatenate(have) if len(have) == len(parts) else None)
+    return out[0], out[1], out[2]
+
+
 def measure(set_path, real, out, n: int = 400, seed: int = 0, folds: int = 5,
             methods=("trees", "cnn"), epochs: int = 4, real_stats=None,
-            real_classes=None) -> dict:
+            real_classes=None, draws: int = 1) -> dict:
     """Two-sample AUCs of ``n`` random images of a training set against real cutouts.
 
+    ``set_path`` is a set ``.npz`` or a glob of ``make-set`` parts.
     ``real`` is a directory of PNG/JPEG cutouts or a uint8 (N, H, W, 3) array (e.g. a
     live run's own cutouts, :func:`load_run_cutouts`).
+    ``draws`` > 1 repeats the trees test on that many seeded draws of ``n`` (seeds
+    ``seed``, ``seed + 1``, ...): one draw of 400 moves the AUC by about +-0.01, and a
+    sky of few hosts by more (docs/realism.md), so a change to the sky is judged on the
+    mean over draws from many hosts. ``trees`` then holds the first draw's full result
+    plus ``auc_draws``, ``auc_draws_mean`` and ``auc_draws_std``.
     Writes the statistic histograms, the gallery, ``feature_importance.csv`` and
     ``realism.json`` (the returned summary) into ``out``. ``real_stats`` is an optional
     Parquet cache of the real cutouts' statistics (read if present, else written). A set
@@ -473,14 +500,19 @@ def measure(set_path, real, out, n: int = 400, seed: int = 0, folds: int = 5,
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    with np.load(set_path, allow_pickle=False) as z:
-        syn = z["images"]
-        lab = z["labels"] if "labels" in z else None
-        groups = z["groups"] if "groups" in z else None
-    rng = np.random.default_rng(seed)
-    idx = np.sort(rng.choice(len(syn), min(n, len(syn)), replace=False))
-    syn = syn[idx]
-    groups = None if groups is None else groups[idx]
+    if draws < 1:
+        raise ValueError(f"draws must be >= 1, not {draws}")
+    images, lab_all, groups_all = _load_set(set_path)
+    if len(images) < n:
+        # a classifier trained on fewer synthetic cutouts separates less well
+        print(f"note: {set_path} holds {len(images)} cutouts, fewer than n = {n}: its AUC "
+              f"is lower than that of a draw of {n} from the same sky", flush=True)
+    draw_idx = [np.sort(np.random.default_rng(seed + k).choice(
+        len(images), min(n, len(images)), replace=False)) for k in range(draws)]
+    idx = draw_idx[0]
+    syn = images[idx]
+    lab = lab_all
+    groups = None if groups_all is None else groups_all[idx]
     if isinstance(real, np.ndarray):
         real_name = f"{len(real)} cutouts of the run"
     else:
@@ -494,7 +526,9 @@ def measure(set_path, real, out, n: int = 400, seed: int = 0, folds: int = 5,
         if real_stats:
             sb.to_parquet(real_stats)
     sa = image_statistics(syn)
-    summary = {"set": str(set_path), "real": real_name}
+    summary = {"set": str(set_path), "real": real_name, "n_set": int(len(images)),
+               "n_groups": None if groups_all is None else int(len(np.unique(groups_all))),
+               "draws": int(draws)}
     for m in methods:
         res = two_sample_auc(syn, real, method=m, folds=folds, seed=seed, epochs=epochs,
                              stats_a=sa if m == "trees" else None,
@@ -505,6 +539,17 @@ def measure(set_path, real, out, n: int = 400, seed: int = 0, folds: int = 5,
             res["top_features"] = fi.head(8).round(4).to_dict("records")
         summary[m] = res
         print(m, round(res["auc"], 4), "+-", round(res["auc_std"], 4), flush=True)
+        if m == "trees" and draws > 1:
+            aucs = [res["auc"]]
+            for k, di in enumerate(draw_idx[1:], start=1):
+                aucs.append(two_sample_auc(
+                    None, None, folds=folds, seed=seed + k, importance_repeats=0,
+                    stats_a=image_statistics(images[di]), stats_b=sb,
+                    groups_a=None if groups_all is None else groups_all[di])["auc"])
+            res.update(auc_draws=aucs, auc_draws_mean=float(np.mean(aucs)),
+                       auc_draws_std=float(np.std(aucs)))
+            print(f"trees over {draws} draws of {len(idx)}: {np.mean(aucs):.4f} +- "
+                  f"{np.std(aucs):.4f}", flush=True)
     if real_classes is not None and lab is not None and "trees" in methods:
         if len(real_classes) != len(sb):
             raise ValueError(f"{len(real_classes)} eye classes for {len(sb)} real cutouts "
