@@ -453,27 +453,6 @@ def load_run_cutouts(rgb_stores, cuts_tables, n: int | None = None, seed: int = 
     return np.concatenate(parts)
 
 
-def _load_set(set_path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """``images, labels, groups`` of a set ``.npz`` or of a glob of make-set parts (the
-    parts joined unbalanced: the candidates as the training sky makes them)."""
-    import glob
-
-    paths = sorted(glob.glob(str(set_path))) if glob.has_magic(str(set_path)) else [set_path]
-    if not paths:
-        raise FileNotFoundError(f"no training set matches {set_path}")
-    parts = []
-    for path in paths:
-        with np.load(path, allow_pickle=False) as z:
-            if "images" not in z:
-                raise KeyError(f"{path} has no 'images' array")
-            parts.append({k: z[k] for k in ("images", "labels", "groups") if k in z})
-    out = []
-    for key in ("images", "labels", "groups"):
-        have = [p[key] for p in parts if key in p]
-        out.append(np.concatenate(have) if len(have) == len(parts) else None)
-    return out[0], out[1], out[2]
-
-
 def measure(set_path, real, out, n: int = 400, seed: int = 0, folds: int = 5,
             methods=("trees", "cnn"), epochs: int = 4, real_stats=None,
             real_classes=None, draws: int = 1) -> dict:
@@ -502,7 +481,10 @@ def measure(set_path, real, out, n: int = 400, seed: int = 0, folds: int = 5,
     out.mkdir(parents=True, exist_ok=True)
     if draws < 1:
         raise ValueError(f"draws must be >= 1, not {draws}")
-    images, lab_all, groups_all = _load_set(set_path)
+    from .stage import join_parts
+
+    data, _ = join_parts(set_path)
+    images, lab, groups_all = data["images"], data["labels"], data["groups"]
     if len(images) < n:
         # a classifier trained on fewer synthetic cutouts separates less well
         print(f"note: {set_path} holds {len(images)} cutouts, fewer than n = {n}: its AUC "
@@ -511,7 +493,6 @@ def measure(set_path, real, out, n: int = 400, seed: int = 0, folds: int = 5,
         len(images), min(n, len(images)), replace=False)) for k in range(draws)]
     idx = draw_idx[0]
     syn = images[idx]
-    lab = lab_all
     groups = None if groups_all is None else groups_all[idx]
     if isinstance(real, np.ndarray):
         real_name = f"{len(real)} cutouts of the run"
@@ -525,7 +506,14 @@ def measure(set_path, real, out, n: int = 400, seed: int = 0, folds: int = 5,
         sb = image_statistics(real)
         if real_stats:
             sb.to_parquet(real_stats)
-    sa = image_statistics(syn)
+    # the statistics of every drawn cutout once (draws overlap), one row per cutout
+    drawn = np.unique(np.concatenate(draw_idx))
+    drawn_stats = image_statistics(images[drawn])
+
+    def stats_of(di):
+        return drawn_stats.iloc[np.searchsorted(drawn, di)].reset_index(drop=True)
+
+    sa = stats_of(idx)
     summary = {"set": str(set_path), "real": real_name, "n_set": int(len(images)),
                "n_groups": None if groups_all is None else int(len(np.unique(groups_all))),
                "draws": int(draws)}
@@ -544,7 +532,7 @@ def measure(set_path, real, out, n: int = 400, seed: int = 0, folds: int = 5,
             for k, di in enumerate(draw_idx[1:], start=1):
                 aucs.append(two_sample_auc(
                     None, None, folds=folds, seed=seed + k, importance_repeats=0,
-                    stats_a=image_statistics(images[di]), stats_b=sb,
+                    stats_a=stats_of(di), stats_b=sb,
                     groups_a=None if groups_all is None else groups_all[di])["auc"])
             res.update(auc_draws=aucs, auc_draws_mean=float(np.mean(aucs)),
                        auc_draws_std=float(np.std(aucs)))

@@ -107,27 +107,43 @@ def make_training_set(out, training: dict, seed: int, rgb_size: int, rgb_pixscal
     save_training_set(out, data)
 
 
+def join_parts(pattern) -> tuple[dict, int]:
+    """``images`` and, where every file holds them, ``labels`` and ``groups`` (else None)
+    of one ``.npz`` or of all files matching a glob (chunked make-set parts), joined as
+    they are (unbalanced), and the number of files."""
+    files = sorted(glob.glob(str(pattern))) or [str(pattern)]
+    ds = [np.load(f, allow_pickle=False) for f in files]
+    for f, d in zip(files, ds):
+        if "images" not in d:
+            raise KeyError(f"{f} has no 'images' array")
+    if len(ds) == 1:
+        return {k: ds[0][k] if k in ds[0] else None
+                for k in ("images", "labels", "groups")}, 1
+    data = {k: np.concatenate([d[k] for d in ds]) if all(k in d for d in ds) else None
+            for k in ("images", "labels", "groups")}
+    sets = [Path(f).name.split(".part")[0] for f in files]
+    if data["groups"] is not None and len(set(sets)) > 1:
+        # host ids restart in every make-set run: key the groups by set name too, so
+        # that hosts of different sets never share a group (parts of one set are disjoint)
+        data["groups"] = np.concatenate([np.char.add(s + ":", d["groups"].astype(str))
+                                         for s, d in zip(sets, ds)])
+    return data, len(files)
+
+
 def load_training_set(pattern, seed: int, galaxy_fraction: float) -> dict:
     """``images, labels, groups`` of one ``.npz`` (as saved), or of several files matching
     a glob (chunked parts, balanced together to ``galaxy_fraction`` galaxies)."""
     from .data import balance
 
-    files = sorted(glob.glob(str(pattern))) or [str(pattern)]
-    ds = [np.load(f, allow_pickle=False) for f in files]
-    if len(ds) == 1:
-        return {k: ds[0][k] for k in ("images", "labels", "groups")}
-    images = np.concatenate([d["images"] for d in ds])
-    labels = np.concatenate([d["labels"] for d in ds])
-    groups = np.concatenate([d["groups"] for d in ds])
-    sets = [Path(f).name.split(".part")[0] for f in files]
-    if len(set(sets)) > 1:
-        # host ids restart in every make-set run: key the groups by set name too, so
-        # that hosts of different sets never share a group (parts of one set are disjoint)
-        groups = np.concatenate([np.char.add(s + ":", d["groups"].astype(str))
-                                 for s, d in zip(sets, ds)])
-    keep = balance(labels, galaxy_fraction, np.random.default_rng([seed, 77]))
-    log.info("%d files: %d cutouts after balancing", len(files), len(keep))
-    return {"images": images[keep], "labels": labels[keep], "groups": groups[keep]}
+    data, n_files = join_parts(pattern)
+    missing = [k for k, v in data.items() if v is None]
+    if missing:
+        raise KeyError(f"training set {pattern} lacks {missing}")
+    if n_files == 1:
+        return data
+    keep = balance(data["labels"], galaxy_fraction, np.random.default_rng([seed, 77]))
+    log.info("%d files: %d cutouts after balancing", n_files, len(keep))
+    return {k: v[keep] for k, v in data.items()}
 
 
 def train(data: dict, settings: dict, seed: int, threads: int, model_path, cv_path,
