@@ -320,6 +320,23 @@ def test_realistic_truth_colour_scatter_decorrelated_locus_and_quenching():
     assert np.allclose(out.knot_size[h], 0.6) and (out.knot_size[b] == 0).all()
 
 
+def test_realistic_truth_reddens_the_faint_field_only():
+    """background_faint_reddening = (d(g-r), d(r-z)) per mag fainter than r = 20: a
+    background galaxy at r = 23 gets 3x the shift, one at r <= 20 (a candidate) none;
+    hosts and stars keep their colours and every r stays."""
+    from catclean.sky.render import realistic_truth
+
+    mag_r = np.array([18.0, 20.0, 21.0, 23.0, 23.0, 23.0])
+    truth = pd.DataFrame({"kind": ["background"] * 4 + ["host", "star"], "mag_r": mag_r,
+                          "mag_g": mag_r + 0.5, "mag_z": mag_r - 0.4, "bulge_frac": 0.0,
+                          "knot_frac": 0.0, "knot_size": 0.0, "seed": np.arange(6) + 1})
+    out = realistic_truth(truth, {"preset": "none", "background_faint_reddening": (0.08, 0.1)})
+    gr, rz = out.mag_g - out.mag_r, out.mag_r - out.mag_z
+    assert np.allclose(gr, [0.5, 0.5, 0.58, 0.74, 0.5, 0.5])
+    assert np.allclose(rz, [0.4, 0.4, 0.5, 0.7, 0.4, 0.4])
+    assert (out.mag_r == truth.mag_r).all() and (truth.mag_g == mag_r + 0.5).all()
+
+
 def test_synthetic_hosts_z_weighting():
     """Hosts uniform in volume crowd to the far end of the redshift range; uniform in z
     they fill it evenly (more nearby, extended hosts); anything else is refused."""
@@ -443,3 +460,31 @@ def test_measure_joins_make_set_parts_and_repeats_the_draws(tmp_path):
     assert near["trees"]["auc_draws_mean"] < 0.75, near["trees"]["auc_draws"]
     with pytest.raises(FileNotFoundError, match="none.part"):
         measure(tmp_path / "none.part*.npz", real_dir, tmp_path / "x", methods=("trees",))
+
+
+def test_viewer6_preset_is_viewer_with_four_changes_and_validates():
+    """viewer6 keeps every viewer option (the shipped model's pre-training sky stays
+    reproducible under "viewer") but for the g/r sky residual, the faint field's colours
+    and the hosts' knots; both presets pass the schema for the training and science skies,
+    and an unknown one is refused there."""
+    import copy
+
+    from catclean.config import default_config, validate_config
+    from catclean.sky.render import realism_options
+
+    v, v6 = realism_options("viewer"), realism_options("viewer6")
+    changed = {k for k in v6 if v6[k] != v.get(k)}
+    assert changed == {"sky_offset", "background_faint_reddening", "knot_scale",
+                       "knot_concentration"}
+    assert set(v) <= set(v6) and v6["sky_offset"]["z"] == v["sky_offset"]["z"]
+    assert v6["knot_scale"] < v["knot_scale"] and v6["knot_concentration"] > v["knot_concentration"]
+    base = default_config()
+    for preset in ("viewer", "viewer6"):
+        cfg = copy.deepcopy(base)
+        cfg["shreds"]["training"]["realism"] = preset
+        cfg["sky"]["realism"] = preset
+        validate_config(cfg)
+    cfg = copy.deepcopy(base)
+    cfg["shreds"]["training"]["realism"] = "viewer7"
+    with pytest.raises(Exception, match="viewer7|realism"):
+        validate_config(cfg)
