@@ -184,8 +184,9 @@ REALISM_PRESETS = {
 #: sky the shipped shred model was pre-trained on, kept as it is) plus no g/r sky residual
 #: (the real empty sky's B - G spreads over 0.7 grey levels, not 1.3), a redder faint
 #: field, and fainter hosts' knots that crowd onto the bright arms (fewer knot shreds: 36-44%
-#: shreds against 51-61%, nearer the eye-labelled real 33%). The trees AUC fell by 0.016 on
-#: two disjoint host sets (0.847 -> 0.831, 0.871 -> 0.856), paired on the same hosts.
+#: shreds against 51-61%, nearer the eye-labelled real 33%). The trees AUC fell by
+#: 0.015-0.022, paired on the same hosts: 0.847 -> 0.831 (hosts 0-95), 0.871 -> 0.856
+#: (hosts 96-287), 0.852 -> 0.830 (hosts 0-287 through ``catclean shreds realism``).
 REALISM_PRESETS["viewer6"] = {**REALISM_PRESETS["viewer"],
                               "sky_offset": {"g": 0.0, "r": 0.0, "z": 0.05},
                               "background_faint_reddening": (0.08, 0.1),
