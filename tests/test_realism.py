@@ -465,12 +465,12 @@ def test_measure_joins_make_set_parts_and_repeats_the_draws(tmp_path):
 def test_viewer6_preset_is_viewer_with_four_changes_and_validates():
     """viewer6 keeps every viewer option (the shipped model's pre-training sky stays
     reproducible under "viewer") but for the g/r sky residual, the faint field's colours
-    and the hosts' knots; both presets pass the schema for the training and science skies,
-    and an unknown one is refused there."""
+    and the hosts' knots; every preset passes the schema for the training and science
+    skies, and an unknown one is refused there."""
     import copy
 
     from catclean.config import ConfigError, default_config, validate_config
-    from catclean.sky.render import realism_options
+    from catclean.sky.render import REALISM_PRESETS, realism_options
 
     v, v6 = realism_options("viewer"), realism_options("viewer6")
     changed = {k for k in v6 if v6[k] != v.get(k)}
@@ -479,7 +479,7 @@ def test_viewer6_preset_is_viewer_with_four_changes_and_validates():
     assert set(v) <= set(v6) and v6["sky_offset"]["z"] == v["sky_offset"]["z"]
     assert v6["knot_scale"] < v["knot_scale"] and v6["knot_concentration"] > v["knot_concentration"]
     base = default_config()
-    for preset in ("viewer", "viewer6"):
+    for preset in REALISM_PRESETS:  # every preset is in both schema enums
         cfg = copy.deepcopy(base)
         cfg["shreds"]["training"]["realism"] = preset
         cfg["sky"]["realism"] = preset

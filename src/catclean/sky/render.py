@@ -249,6 +249,7 @@ def realistic_truth(truth: pd.DataFrame, realism) -> pd.DataFrame:
         return truth
     truth = truth.copy()
     host = (truth.kind == "host").to_numpy()
+    background = (truth.kind == "background").to_numpy()
     if dim:
         truth.loc[host, ["mag_g", "mag_r", "mag_z"]] += dim
     if knot_size != 1.0:
@@ -288,7 +289,7 @@ def realistic_truth(truth: pd.DataFrame, realism) -> pd.DataFrame:
         # blue background galaxies on the star-forming colour locus, redshifted
         shift, slope, icpt, scat = (float(v) for v in locus)
         gr = (truth.mag_g - truth.mag_r).to_numpy()
-        blue = (truth.kind == "background").to_numpy() & (gr < BACKGROUND_RED_GR)
+        blue = background & (gr < BACKGROUND_RED_GR)
         dev = _object_normals(seeds[blue], 35)
         gr = gr[blue] + shift
         mr = truth.mag_r.to_numpy()[blue]
@@ -297,10 +298,9 @@ def realistic_truth(truth: pd.DataFrame, realism) -> pd.DataFrame:
     if faint_red:
         # the faint field lies at higher redshift: redder in g-r and much redder in r-z
         # (ELGs at r ~ 23 have r-z ~ 1, LRGs ~ 1.6) than the nearby galaxies' colours
-        bg = (truth.kind == "background").to_numpy()
-        dm = np.maximum(truth.mag_r.to_numpy()[bg] - 20.0, 0.0)
-        truth.loc[bg, "mag_g"] += float(faint_red[0]) * dm
-        truth.loc[bg, "mag_z"] -= float(faint_red[1]) * dm
+        dm = np.maximum(truth.mag_r.to_numpy()[background] - 20.0, 0.0)
+        truth.loc[background, "mag_g"] += float(faint_red[0]) * dm
+        truth.loc[background, "mag_z"] -= float(faint_red[1]) * dm
     if fm > 0:
         for k in np.flatnonzero((truth.kind == "star").to_numpy()):
             r = np.random.default_rng([int(truth.seed.iloc[k]), 31])
