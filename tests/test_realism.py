@@ -485,6 +485,30 @@ def test_viewer6_preset_is_viewer_with_four_changes_and_validates():
         cfg["sky"]["realism"] = preset
         validate_config(cfg)
     cfg = copy.deepcopy(base)
-    cfg["shreds"]["training"]["realism"] = "viewer7"
+    cfg["shreds"]["training"]["realism"] = "viewer99"
     with pytest.raises(ConfigError, match="shreds.training.realism"):
         validate_config(cfg)
+
+
+def test_training_hosts_follow_the_presets_redshift_range():
+    """The training sky's host table follows the realism preset's ``host_z_range`` and
+    ``host_z_weighting`` (a dict overrides them), and the classic sky keeps
+    ``shreds.training.z_range`` and only star-forming discs."""
+    from catclean.shreds.data import training_hosts
+
+    farther = {"preset": "viewer6", "host_z_range": (0.01, 0.05)}
+    z = {str(name): training_hosts(200, 11, realism=name)["Z"].to_numpy()
+         for name in ("viewer6", None)}
+    z["farther"] = training_hosts(200, 11, realism=farther)["Z"].to_numpy()
+    assert z["viewer6"].min() >= 0.005 and z["viewer6"].max() <= 0.04
+    assert z["farther"].min() >= 0.01 and z["farther"].max() <= 0.05
+    assert z["None"].max() <= 0.02
+    # uniform in z: the median sits near the range's middle (0.0225 and 0.03)
+    assert abs(np.median(z["viewer6"]) - 0.0225) < 0.004, np.median(z["viewer6"])
+    assert abs(np.median(z["farther"]) - 0.03) < 0.004, np.median(z["farther"])
+    # volume weighting (the default) puts most hosts in the far half of the range
+    by_volume = training_hosts(200, 11, realism={**farther, "host_z_weighting": "volume"})
+    assert np.median(by_volume["Z"]) > 0.038, np.median(by_volume["Z"])
+    classic = training_hosts(50, 11, realism=None)
+    assert (classic["sim_knot_frac"] > 0).all() and len(classic) == 50
+    assert (training_hosts(200, 11, realism="viewer6")["sim_knot_frac"] == 0).any()

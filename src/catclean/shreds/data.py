@@ -177,6 +177,40 @@ def balance(labels: np.ndarray, galaxy_fraction: float, rng: np.random.Generator
     return np.sort(np.concatenate([g, s]))
 
 
+def training_hosts(n_hosts: int, seed: int, z_range=(0.005, 0.02),
+                   log_mass_range=(10.2, 11.2), ra_range=(200.0, 240.0),
+                   dec_range=(5.0, 35.0), realism=None,
+                   cosmology: dict | None = None) -> pd.DataFrame:
+    """The host table of a training sky (:func:`synthetic_training_set`).
+
+    A realism preset's ``host_z_range``, ``host_log_mass_range`` and ``host_z_weighting``
+    replace ``z_range``, ``log_mass_range`` and the volume weighting: the realistic sky
+    draws its hosts like the real candidates' NSA hosts (smaller and farther than the
+    classic sky's large discs; docs/realism.md, realism4). Without the
+    preset's ``all_hosts``, only star-forming discs are kept: the shreds the CNN must
+    learn are star-forming regions split off discs (paper 001 Sec. 1, 2.1); the realistic
+    sky keeps the early types (real shreds include outskirts of ellipticals).
+
+    Returns
+    -------
+    DataFrame
+        ``n_hosts`` rows of :func:`catclean.sky.hosts.synthetic_hosts` (``Z`` redshift,
+        ``NSAID``, ...), in draw order.
+    """
+    from ..sky.hosts import make_cosmology, synthetic_hosts
+    from ..sky.render import realism_options
+
+    ropt = realism_options(realism)
+    hosts = synthetic_hosts(3 * n_hosts, ra_range, dec_range,
+                            tuple(ropt.get("host_z_range", z_range)),
+                            tuple(ropt.get("host_log_mass_range", log_mass_range)), seed,
+                            cosmology=make_cosmology(cosmology),
+                            z_weighting=ropt.get("host_z_weighting", "volume"))
+    if not ropt.get("all_hosts"):
+        hosts = hosts[hosts.sim_knot_frac > 0]
+    return hosts.head(n_hosts).reset_index(drop=True)
+
+
 def synthetic_training_set(n_hosts: int, seed: int, z_range=(0.005, 0.02),
                            log_mass_range=(10.2, 11.2), ra_range=(200.0, 240.0),
                            dec_range=(5.0, 35.0), sky: dict | None = None,
@@ -214,23 +248,8 @@ def synthetic_training_set(n_hosts: int, seed: int, z_range=(0.005, 0.02),
     host_slice : slice, optional
         Render only these hosts of the drawn table (chunked, resumable builds).
     """
-    from ..sky.hosts import make_cosmology, synthetic_hosts
-    from ..sky.render import realism_options
-
-    # star-forming discs only: the shreds the CNN must learn are star-forming regions
-    # split off discs (paper 001 Sec. 1, 2.1); early-type hosts are drawn and skipped --
-    # unless the realistic sky keeps them (real shreds include outskirts of ellipticals)
-    ropt = realism_options((sky or {}).get("realism"))
-    # the realistic sky draws its hosts like the real candidates' NSA hosts (smaller and
-    # farther than the classic sky's large discs: docs/realism.md, realism4)
-    z_range = tuple(ropt.get("host_z_range", z_range))
-    log_mass_range = tuple(ropt.get("host_log_mass_range", log_mass_range))
-    hosts = synthetic_hosts(3 * n_hosts, ra_range, dec_range, z_range, log_mass_range, seed,
-                            cosmology=make_cosmology(cosmology),
-                            z_weighting=ropt.get("host_z_weighting", "volume"))
-    if not ropt.get("all_hosts"):
-        hosts = hosts[hosts.sim_knot_frac > 0]
-    hosts = hosts.head(n_hosts).reset_index(drop=True)
+    hosts = training_hosts(n_hosts, seed, z_range, log_mass_range, ra_range, dec_range,
+                           (sky or {}).get("realism"), cosmology)
     args = [(hosts, nsaid, seed, radius_kpc, cosmology, sky or {}, r_max, size, pixscale,
              min_coverage) for nsaid in hosts.NSAID[host_slice or slice(None)]]
     parts = []
