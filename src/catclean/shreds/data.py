@@ -191,11 +191,26 @@ def training_hosts(n_hosts: int, seed: int, z_range=(0.005, 0.02),
     learn are star-forming regions split off discs (paper 001 Sec. 1, 2.1); the realistic
     sky keeps the early types (real shreds include outskirts of ellipticals).
 
+    Parameters
+    ----------
+    n_hosts : int
+        Hosts wanted; 3 x ``n_hosts`` are drawn, so that enough star-forming discs remain.
+    seed : int
+        Seed of the training sky.
+    z_range, log_mass_range : (float, float)
+        Redshift and log stellar mass (dex, M_sun) ranges without a realism preset.
+    ra_range, dec_range : (float, float)
+        Sky box of the hosts, deg.
+    realism : str, dict or None
+        ``sky.realism`` of the training fields (:func:`catclean.sky.render.realism_options`).
+    cosmology : dict, optional
+        ``cosmology`` config section.
+
     Returns
     -------
     DataFrame
-        ``n_hosts`` rows of :func:`catclean.sky.hosts.synthetic_hosts` (``Z`` redshift,
-        ``NSAID``, ...), in draw order.
+        At most ``n_hosts`` rows of :func:`catclean.sky.hosts.synthetic_hosts` (``Z``
+        redshift, ``NSAID``, ...), in draw order.
     """
     from ..sky.hosts import make_cosmology, synthetic_hosts
     from ..sky.render import realism_options
