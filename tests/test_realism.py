@@ -497,9 +497,10 @@ def test_training_hosts_follow_the_presets_redshift_range():
     from catclean.shreds.data import training_hosts
 
     farther = {"preset": "viewer6", "host_z_range": (0.01, 0.05)}
-    z = {str(name): training_hosts(200, 11, realism=name)["Z"].to_numpy()
-         for name in ("viewer6", None)}
-    z["farther"] = training_hosts(200, 11, realism=farther)["Z"].to_numpy()
+    tables = {str(name): training_hosts(200, 11, realism=realism)
+              for name, realism in (("viewer6", "viewer6"), (None, None),
+                                    ("farther", farther))}
+    z = {name: table["Z"].to_numpy() for name, table in tables.items()}
     assert z["viewer6"].min() >= 0.005 and z["viewer6"].max() <= 0.04
     assert z["farther"].min() >= 0.01 and z["farther"].max() <= 0.05
     assert z["None"].max() <= 0.02
@@ -509,6 +510,6 @@ def test_training_hosts_follow_the_presets_redshift_range():
     # volume weighting (the default) puts most hosts in the far half of the range
     by_volume = training_hosts(200, 11, realism={**farther, "host_z_weighting": "volume"})
     assert np.median(by_volume["Z"]) > 0.038, np.median(by_volume["Z"])
-    classic = training_hosts(50, 11, realism=None)
-    assert (classic["sim_knot_frac"] > 0).all() and len(classic) == 50
-    assert (training_hosts(200, 11, realism="viewer6")["sim_knot_frac"] == 0).any()
+    classic = tables["None"]
+    assert (classic["sim_knot_frac"] > 0).all() and len(classic) == 200
+    assert (tables["viewer6"]["sim_knot_frac"] == 0).any()
