@@ -1,6 +1,6 @@
 """Rule `shreds_realism`: classifier two-sample test of the run's synthetic training
 cutouts against real cutouts -- a directory, or the run's own candidate cutouts
-(AUCs, statistic histograms, gallery)."""
+(AUCs, statistic histograms, gallery, the test's most certain verdicts)."""
 import shutil
 from pathlib import Path
 
@@ -27,3 +27,4 @@ measure(snakemake.input.set, real, work, n=int(p.n), seed=int(p.seed),
 shutil.copyfile(work / "realism.json", out.json)
 shutil.copyfile(work / "statistics_hist.png", out.statistics)
 shutil.copyfile(work / "gallery.png", out.gallery)
+shutil.copyfile(work / "extremes.png", out.extremes)

@@ -53,6 +53,11 @@ def test_separates_clearly_different_sets(real_set):
                          stats_a=image_statistics(changed), stats_b=image_statistics(b))
     assert res["auc"] > 0.9, res
     assert res["n_a"] == 100 and res["n_b"] == 100
+    # every image gets an out-of-fold probability, and the changed ones score higher
+    p_a, p_b = res["p_a"], res["p_b"]
+    assert p_a.shape == (100,) and p_b.shape == (100,)
+    assert np.all((p_a >= 0) & (p_a <= 1)) and np.all((p_b >= 0) & (p_b <= 1))
+    assert np.median(p_a) - np.median(p_b) > 0.5, (np.median(p_a), np.median(p_b))
     fi = res["feature_importance"]
     assert isinstance(fi, pd.DataFrame) and {"feature", "importance", "auc_1d"} <= set(fi)
 
@@ -92,6 +97,23 @@ def test_plots(tmp_path):
     sa, sb = image_statistics(a), image_statistics(b)
     assert plot_statistics(sa, sb, tmp_path / "h.png", columns=["sky_R", "n_peaks"]).exists()
     assert plot_gallery(a, b, tmp_path / "g.png", n=4, titles_a=["x"] * 6).exists()
+
+
+def test_extremes_pick_the_surest_verdicts(tmp_path):
+    """The extremes gallery shows the most surely synthetic stamps of the synthetic set and
+    the most surely real ones of the real set, surest first; unscored images last."""
+    from catclean.shreds.realism import extreme_indices, plot_extremes
+
+    p_a = np.array([0.2, 0.9, np.nan, 0.5, 0.95])
+    p_b = np.array([0.1, 0.7, 0.05, np.nan])
+    ia, ib = extreme_indices(p_a, p_b, 3)
+    assert ia.tolist() == [4, 1, 3] and ib.tolist() == [2, 0, 1]
+    assert extreme_indices(p_a, p_b, 9)[0].tolist() == [4, 1, 3, 0, 2]
+    rng = np.random.default_rng(2)
+    a = rng.integers(0, 255, (5, 128, 128, 3)).astype(np.uint8)
+    b = rng.integers(0, 100, (4, 128, 128, 3)).astype(np.uint8)
+    path = plot_extremes(a, p_a, b, p_b, tmp_path / "x.png", n=3, titles_a=list("gsgsg"))
+    assert path.stat().st_size > 5_000
 
 
 def test_realism_options_default_is_original_sky():

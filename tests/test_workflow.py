@@ -141,7 +141,8 @@ def test_realism_rule_reports_two_sample_aucs(repo, tmp_path):
     assert set(by_class) == {"galaxy", "shred"}, by_class
     assert by_class["galaxy"]["n_a"] + by_class["shred"]["n_a"] == trees["n_a"]
     assert by_class["galaxy"]["n_b"] + by_class["shred"]["n_b"] < trees["n_b"]  # unsure out
-    for png in ("shreds_realism_statistics.png", "shreds_realism_gallery.png"):
+    for png in ("shreds_realism_statistics.png", "shreds_realism_gallery.png",
+                "shreds_realism_extremes.png"):
         assert (tmp_path / "results/realism/report" / png).stat().st_size > 10_000
 
 

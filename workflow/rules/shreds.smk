@@ -159,6 +159,11 @@ rule shreds_realism:
             caption="../report/shreds_realism_gallery.rst",
             category="Shreds",
         ),
+        extremes=report(
+            f"{RESULTS}/report/shreds_realism_extremes.png",
+            caption="../report/shreds_realism_extremes.rst",
+            category="Shreds",
+        ),
     params:
         images=SHREDS["real_check"]["images"],
         against=SHREDS["real_check"]["realism_against"],

@@ -223,8 +223,11 @@ def two_sample_auc(images_a, images_b, method: str = "trees", folds: int = 5, se
     -------
     dict
         ``auc`` (mean over folds), ``auc_std``, ``fold_aucs``, ``n_a``, ``n_b``,
-        ``method`` and, for trees, ``feature_importance`` (DataFrame: permutation drop in
-        AUC, mean over folds, and the single-feature AUC ``auc_1d``, sorted) else None.
+        ``method``, ``p_a`` and ``p_b`` (each image's out-of-fold probability of being in
+        set ``a``: the synthetic cutouts with the highest and the real ones with the lowest
+        show how the sky gives itself away and what it lacks, :func:`plot_extremes`) and,
+        for trees, ``feature_importance`` (DataFrame: permutation drop in AUC, mean over
+        folds, and the single-feature AUC ``auc_1d``, sorted) else None.
     """
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
@@ -251,6 +254,7 @@ def two_sample_auc(images_a, images_b, method: str = "trees", folds: int = 5, se
     else:
         skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     aucs, importance = [], None
+    p_oof = np.full(len(y), np.nan)
     if method == "trees":
         from sklearn.ensemble import HistGradientBoostingClassifier
         from sklearn.inspection import permutation_importance
@@ -266,7 +270,8 @@ def two_sample_auc(images_a, images_b, method: str = "trees", folds: int = 5, se
             clf = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.1,
                                                  random_state=seed + k)
             clf.fit(X.iloc[tr], y[tr])
-            aucs.append(roc_auc_score(y[te], clf.predict_proba(X.iloc[te])[:, 1]))
+            p_oof[te] = clf.predict_proba(X.iloc[te])[:, 1]
+            aucs.append(roc_auc_score(y[te], p_oof[te]))
             if importance_repeats:
                 pi = permutation_importance(clf, X.iloc[te], y[te], scoring="roc_auc",
                                             n_repeats=importance_repeats,
@@ -285,12 +290,12 @@ def two_sample_auc(images_a, images_b, method: str = "trees", folds: int = 5, se
             w0 = 0.5 * len(tr) / max(int((1 - y[tr]).sum()), 1)
             model.fit(X[tr], y[tr].astype(np.float32), epochs=epochs, batch_size=16,
                       verbose=0, class_weight={0: w0, 1: w1})
-            p = model.predict(X[te], batch_size=128, verbose=0).ravel()
-            aucs.append(roc_auc_score(y[te], p))
+            p_oof[te] = model.predict(X[te], batch_size=128, verbose=0).ravel()
+            aucs.append(roc_auc_score(y[te], p_oof[te]))
     return {"auc": float(np.mean(aucs)), "auc_std": float(np.std(aucs)),
             "fold_aucs": [float(a) for a in aucs], "n_a": int(n_a), "n_b": int(n_b),
             "method": method, "grouped": groups is not None,
-            "feature_importance": importance}
+            "p_a": p_oof[:n_a], "p_b": p_oof[n_a:], "feature_importance": importance}
 
 
 def trees_by_class(stats_a: pd.DataFrame, labels_a, stats_b: pd.DataFrame, classes_b,
@@ -407,6 +412,55 @@ def plot_gallery(images_a, images_b, path, n: int = 24, seed: int = 0,
     return path
 
 
+def extreme_indices(p_a, p_b, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the ``n`` images of set ``a`` with the highest probability of being
+    ``a`` (most surely ``a`` first) and of the ``n`` of set ``b`` with the lowest (most
+    surely ``b`` first); images without a probability (NaN) come last."""
+    p_a, p_b = np.asarray(p_a, float), np.asarray(p_b, float)
+    ia = np.argsort(-np.nan_to_num(p_a, nan=-np.inf), kind="stable")[:n]
+    ib = np.argsort(np.nan_to_num(p_b, nan=np.inf), kind="stable")[:n]
+    return ia, ib
+
+
+def plot_extremes(images_a, p_a, images_b, p_b, path, n: int = 16, ncols: int = 8,
+                  labels=("synthetic", "real"), titles_a=None):
+    """Gallery of the two-sample test's verdicts: the ``n`` cutouts of set ``a`` it finds
+    most surely ``a`` (top block: how a synthetic sky gives itself away) above the ``n``
+    of set ``b`` it finds most surely ``b`` (what the synthetic sky lacks); PNG.
+
+    ``p_a``, ``p_b`` are the out-of-fold probabilities of being in ``a``
+    (:func:`two_sample_auc`'s ``p_a`` and ``p_b``); each stamp is titled with its
+    probability (and ``titles_a``, e.g. the truth label, for ``a``).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    p_a, p_b = np.asarray(p_a, float), np.asarray(p_b, float)
+    ia, ib = extreme_indices(p_a, p_b, n)
+    rows_a, rows_b = int(np.ceil(len(ia) / ncols)), int(np.ceil(len(ib) / ncols))
+    fig, axes = plt.subplots(rows_a + rows_b, ncols,
+                             figsize=(1.4 * ncols, 1.5 * (rows_a + rows_b)), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for k, i in enumerate(ia):
+        ax = axes[k // ncols, k % ncols]
+        ax.imshow(images_a[i])
+        tag = labels[0] if titles_a is None else f"{labels[0]}:{titles_a[i]}"
+        ax.set_title(f"{tag} p={p_a[i]:.3f}", fontsize=6, color="C1")
+    for k, i in enumerate(ib):
+        ax = axes[rows_a + k // ncols, k % ncols]
+        ax.imshow(images_b[i])
+        ax.set_title(f"{labels[1]} p={p_b[i]:.3f}", fontsize=6, color="C0")
+    fig.suptitle(f"most surely {labels[0]} (top) and most surely {labels[1]} (bottom); "
+                 f"p = out-of-fold probability of being {labels[0]}", fontsize=7)
+    fig.tight_layout(pad=0.2, rect=(0, 0, 1, 0.96))
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 def load_run_cutouts(rgb_stores, cuts_tables, n: int | None = None, seed: int = 0
                      ) -> np.ndarray:
     """A run's own candidate cutouts: the ``ok`` RGB cutouts of the rows that pass the cuts.
@@ -466,8 +520,9 @@ def measure(set_path, real, out, n: int = 400, seed: int = 0, folds: int = 5,
     sky of few hosts by more (docs/realism.md), so a change to the sky is judged on the
     mean over draws from many hosts. ``trees`` then holds the first draw's full result
     plus ``auc_draws``, ``auc_draws_mean`` and ``auc_draws_std``.
-    Writes the statistic histograms, the gallery, ``feature_importance.csv`` and
-    ``realism.json`` (the returned summary) into ``out``. ``real_stats`` is an optional
+    Writes the statistic histograms, the gallery, ``feature_importance.csv``,
+    ``realism.json`` (the returned summary) and ``extremes.png`` (:func:`plot_extremes`
+    of the first draw, by the trees if they ran, else the CNN) into ``out``. ``real_stats`` is an optional
     Parquet cache of the real cutouts' statistics (read if present, else written). A set
     with ``groups`` (the host field of each cutout, as ``make-set`` and the workflow's
     training set write) is split by field (see :func:`two_sample_auc`); each real cutout
@@ -517,10 +572,14 @@ def measure(set_path, real, out, n: int = 400, seed: int = 0, folds: int = 5,
     summary = {"set": str(set_path), "real": real_name, "n_set": int(len(images)),
                "n_groups": None if groups_all is None else int(len(np.unique(groups_all))),
                "draws": int(draws)}
+    titles = None if lab is None else np.where(lab[idx] == 1, "shred", "galaxy")
     for m in methods:
         res = two_sample_auc(syn, real, method=m, folds=folds, seed=seed, epochs=epochs,
                              stats_a=sa if m == "trees" else None,
                              stats_b=sb if m == "trees" else None, groups_a=groups)
+        p_a, p_b = res.pop("p_a"), res.pop("p_b")
+        if m == ("trees" if "trees" in methods else methods[0]):
+            plot_extremes(syn, p_a, real, p_b, out / "extremes.png", titles_a=titles)
         fi = res.pop("feature_importance")
         if fi is not None:
             fi.to_csv(out / "feature_importance.csv", index=False)
@@ -548,7 +607,6 @@ def measure(set_path, real, out, n: int = 400, seed: int = 0, folds: int = 5,
             print(f"trees, {name} class only", round(res["auc"], 4), "+-", round(res["auc_std"], 4),
                   flush=True)
     plot_statistics(sa, sb, out / "statistics_hist.png")
-    titles = None if lab is None else np.where(lab[idx] == 1, "shred", "galaxy")
     plot_gallery(syn, real, out / "gallery.png", n=24, seed=seed, titles_a=titles)
     (out / "realism.json").write_text(json.dumps(summary, indent=1))
     return summary
