@@ -383,30 +383,38 @@ def plot_gallery(images_a, images_b, path, n: int = 24, seed: int = 0,
     ``titles_a`` (optional list, one per image of ``a``) labels the synthetic stamps
     (e.g. their truth labels).
     """
+    rng = np.random.default_rng(seed)
+    ia = rng.choice(len(images_a), min(n, len(images_a)), replace=False)
+    ib = rng.choice(len(images_b), min(n, len(images_b)), replace=False)
+    ta = [labels[0] if titles_a is None else f"{labels[0]}:{titles_a[i]}" for i in ia]
+    return _stamp_grid(images_a, ia, ta, images_b, ib, [labels[1]] * len(ib), path, ncols)
+
+
+def _stamp_grid(images_a, ia, titles_a, images_b, ib, titles_b, path, ncols: int,
+                suptitle: str | None = None):
+    """Stamps ``images_a[ia]`` (top block, orange titles) above ``images_b[ib]`` (blue
+    titles), ``ncols`` a row; PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rng = np.random.default_rng(seed)
-    ia = rng.choice(len(images_a), min(n, len(images_a)), replace=False)
-    ib = rng.choice(len(images_b), min(n, len(images_b)), replace=False)
     rows_a, rows_b = int(np.ceil(len(ia) / ncols)), int(np.ceil(len(ib) / ncols))
-    fig, axes = plt.subplots(rows_a + rows_b, ncols, figsize=(1.4 * ncols,
-                                                              1.5 * (rows_a + rows_b)))
-    axes = np.atleast_2d(axes)
+    fig, axes = plt.subplots(rows_a + rows_b, ncols,
+                             figsize=(1.4 * ncols, 1.65 * (rows_a + rows_b)), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
-    for k, i in enumerate(ia):
+    for k, (i, t) in enumerate(zip(ia, titles_a)):
         ax = axes[k // ncols, k % ncols]
         ax.imshow(images_a[i])
-        t = labels[0] if titles_a is None else f"{labels[0]}:{titles_a[i]}"
         ax.set_title(t, fontsize=6, color="C1")
-    for k, i in enumerate(ib):
+    for k, (i, t) in enumerate(zip(ib, titles_b)):
         ax = axes[rows_a + k // ncols, k % ncols]
         ax.imshow(images_b[i])
-        ax.set_title(labels[1], fontsize=6, color="C0")
-    fig.tight_layout(pad=0.2)
+        ax.set_title(t, fontsize=6, color="C0")
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=7)
+    fig.tight_layout(pad=0.2, rect=(0, 0, 1, 0.96) if suptitle else (0, 0, 1, 1))
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
@@ -432,33 +440,14 @@ def plot_extremes(images_a, p_a, images_b, p_b, path, n: int = 16, ncols: int = 
     (:func:`two_sample_auc`'s ``p_a`` and ``p_b``); each stamp is titled with its
     probability (and ``titles_a``, e.g. the truth label, for ``a``).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     p_a, p_b = np.asarray(p_a, float), np.asarray(p_b, float)
     ia, ib = extreme_indices(p_a, p_b, n)
-    rows_a, rows_b = int(np.ceil(len(ia) / ncols)), int(np.ceil(len(ib) / ncols))
-    fig, axes = plt.subplots(rows_a + rows_b, ncols,
-                             figsize=(1.4 * ncols, 1.5 * (rows_a + rows_b)), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    for k, i in enumerate(ia):
-        ax = axes[k // ncols, k % ncols]
-        ax.imshow(images_a[i])
-        tag = labels[0] if titles_a is None else f"{labels[0]}:{titles_a[i]}"
-        ax.set_title(f"{tag} p={p_a[i]:.3f}", fontsize=6, color="C1")
-    for k, i in enumerate(ib):
-        ax = axes[rows_a + k // ncols, k % ncols]
-        ax.imshow(images_b[i])
-        ax.set_title(f"{labels[1]} p={p_b[i]:.3f}", fontsize=6, color="C0")
-    fig.suptitle(f"most surely {labels[0]} (top) and most surely {labels[1]} (bottom); "
-                 f"p = out-of-fold probability of being {labels[0]}", fontsize=7)
-    fig.tight_layout(pad=0.2, rect=(0, 0, 1, 0.96))
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    ta = [f"{labels[0] if titles_a is None else f'{labels[0]}:{titles_a[i]}'} p={p_a[i]:.3f}"
+          for i in ia]
+    tb = [f"{labels[1]} p={p_b[i]:.3f}" for i in ib]
+    return _stamp_grid(images_a, ia, ta, images_b, ib, tb, path, ncols,
+                       suptitle=f"most surely {labels[0]} (top) and most surely {labels[1]} "
+                       f"(bottom); p = out-of-fold probability of being {labels[0]}")
 
 
 def load_run_cutouts(rgb_stores, cuts_tables, n: int | None = None, seed: int = 0
