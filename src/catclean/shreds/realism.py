@@ -511,8 +511,8 @@ def measure(set_path, real, out, n: int = 400, seed: int = 0, folds: int = 5,
     plus ``auc_draws``, ``auc_draws_mean`` and ``auc_draws_std``.
     Writes the statistic histograms, the gallery, ``feature_importance.csv``,
     ``realism.json`` (the returned summary) and ``extremes.png`` (:func:`plot_extremes`
-    of the first draw, by the trees if they ran, else the CNN) into ``out``. ``real_stats`` is an optional
-    Parquet cache of the real cutouts' statistics (read if present, else written). A set
+    of the first draw, by the trees if they ran, else the CNN) into ``out``.
+    ``real_stats`` is an optional Parquet cache of the real cutouts' statistics (read if present, else written). A set
     with ``groups`` (the host field of each cutout, as ``make-set`` and the workflow's
     training set write) is split by field (see :func:`two_sample_auc`); each real cutout
     is its own field. ``real_classes`` (the eye class of each real cutout, as
