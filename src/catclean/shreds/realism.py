@@ -512,11 +512,12 @@ def measure(set_path, real, out, n: int = 400, seed: int = 0, folds: int = 5,
     Writes the statistic histograms, the gallery, ``feature_importance.csv``,
     ``realism.json`` (the returned summary) and ``extremes.png`` (:func:`plot_extremes`
     of the first draw, by the trees if they ran, else the CNN) into ``out``.
-    ``real_stats`` is an optional Parquet cache of the real cutouts' statistics (read if present, else written). A set
-    with ``groups`` (the host field of each cutout, as ``make-set`` and the workflow's
-    training set write) is split by field (see :func:`two_sample_auc`); each real cutout
-    is its own field. ``real_classes`` (the eye class of each real cutout, as
-    :func:`trees_by_class` takes them) adds ``trees_by_class`` for a set with labels.
+    ``real_stats`` is an optional Parquet cache of the real cutouts' statistics (read if
+    present, else written). A set with ``groups`` (the host field of each cutout, as
+    ``make-set`` and the workflow's training set write) is split by field (see
+    :func:`two_sample_auc`); each real cutout is its own field. ``real_classes`` (the eye
+    class of each real cutout, as :func:`trees_by_class` takes them) adds
+    ``trees_by_class`` for a set with labels.
     The command line is ``catclean shreds realism``.
     """
     import json
@@ -562,12 +563,13 @@ def measure(set_path, real, out, n: int = 400, seed: int = 0, folds: int = 5,
                "n_groups": None if groups_all is None else int(len(np.unique(groups_all))),
                "draws": int(draws)}
     titles = None if lab is None else np.where(lab[idx] == 1, "shred", "galaxy")
+    extremes_by = "trees" if "trees" in methods else methods[0]
     for m in methods:
         res = two_sample_auc(syn, real, method=m, folds=folds, seed=seed, epochs=epochs,
                              stats_a=sa if m == "trees" else None,
                              stats_b=sb if m == "trees" else None, groups_a=groups)
         p_a, p_b = res.pop("p_a"), res.pop("p_b")
-        if m == ("trees" if "trees" in methods else methods[0]):
+        if m == extremes_by:
             plot_extremes(syn, p_a, real, p_b, out / "extremes.png", titles_a=titles)
         fi = res.pop("feature_importance")
         if fi is not None:
