@@ -55,8 +55,9 @@ def synthetic_hosts(n_hosts: int, ra_range, dec_range, z_range, log_mass_range, 
     Hosts are Milky-Way-like discs at redshifts uniform in volume (dN/dz ~ z^2; or
     uniform in z, ``z_weighting``) within ``z_range``; stellar mass log-uniform in ``log_mass_range``; r-band
     luminosity from a constant mass-to-light ratio (M_r = -21.0 at log M = 10.5, 2.5 mag
-    per dex); half-light radius from the late-type size-mass relation of Shen et al.
-    (2003) (R50 ~ 4.5 kpc at log M = 10.5, slope 0.22, 0.15 dex scatter). 30% are early
+    per dex); half-light radius R50 = 4.5 kpc at log M = 10.5, slope 0.22, 0.15 dex
+    scatter: shaped on the late-type size-mass relation of Shen et al. (2003), but 1.2-1.3x
+    their fit (3.4 kpc at log M = 10.5; docs/realism.md, session 15). 30% are early
     types (bulge-to-total 0.5-0.8, no star formation); the others are discs with
     bulge-to-total 0.05-0.4 and 12-25% of the light in blue star-forming regions (small
     knots and giant HII complexes).
